@@ -1,0 +1,153 @@
+"""All configuration of every service, in one place, read from `CANDLECAST_*` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+INTERVAL_MS: dict[str, int] = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+def interval_ms(interval: str) -> int:
+    """Milliseconds in one candle of `interval` (Binance's fixed-length intervals only)."""
+    try:
+        return INTERVAL_MS[interval]
+    except KeyError:
+        raise ValueError(f"unsupported interval {interval!r}; one of {', '.join(INTERVAL_MS)}") from None
+
+
+class Settings(BaseSettings):
+    """Every knob of the system; each field is the variable `CANDLECAST_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CANDLECAST_", env_file=".env", extra="ignore")
+
+    mode: Literal["dev", "production"] = "dev"
+
+    # Market
+    symbols: Annotated[list[str], NoDecode] = ["BTCUSDT"]
+    interval: str = "5m"
+    backfill_days: int = 90
+    binance_rest_url: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+
+    # Kafka
+    kafka_bootstrap: str = ""
+    kafka_port: int = 9092
+    kafka_partitions: int = 3
+    topic_prefix: str = ""
+
+    # Postgres
+    database_url: str = ""
+    database_readonly_url: str = ""
+    postgres_port: int = 5433
+    readonly_password: str = "candlecast_reader"
+
+    # Model and training
+    model_dir: Path = PROJECT_ROOT / ".data" / "models"
+    window: int = 60
+    train_days: int = 90
+
+    # Drift: the model's rolling MAPE over `drift_window` filled futures rows is compared with
+    # an absolute threshold and with the persistence baseline's MAPE on the same rows.
+    drift_window: int = 288
+    drift_mape_threshold: float = 0.8
+    drift_ratio_threshold: float = 1.25
+    drift_cooldown_minutes: int = 360
+
+    # Ports
+    gateway_port: int = 8000
+    ingestor_metrics_port: int = 8001
+    predictor_metrics_port: int = 8002
+    trainer_metrics_port: int = 8003
+    sim_port: int = 9900
+
+    # Gateway
+    admin_token: str = ""
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    # Where local infrastructure keeps its data, logs and pid files
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    @field_validator("symbols", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Accept `BTCUSDT,ETHUSDT` as well as a JSON list, since env vars are plain strings."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper_symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one symbol is required")
+        return [s.upper() for s in value]
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, value: str) -> str:
+        interval_ms(value)
+        return value
+
+    @property
+    def interval_ms(self) -> int:
+        return interval_ms(self.interval)
+
+    @property
+    def kafka(self) -> str:
+        """Bootstrap servers: the configured ones, else the local broker `infra up` starts."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database(self) -> str:
+        """Database URL: the configured one, else the local server `infra up` starts."""
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/candlecast"
+
+    @property
+    def database_readonly(self) -> str:
+        """URL for the gateway's read-only role on the same database."""
+        if self.database_readonly_url:
+            return self.database_readonly_url
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.database)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"candlecast_reader:{self.readonly_password}@{host}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def topic(self, name: str) -> str:
+        """Full topic name; the prefix lets tests (and tenants) share one broker."""
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
