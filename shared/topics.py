@@ -28,11 +28,11 @@ def symbol_key(symbol: str) -> bytes:
     return symbol.upper().encode()
 
 
-async def ensure_topics(settings: Settings, timeout: float = 60.0) -> list[str]:
+async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
     """Create the missing topics (with the prefix); existing ones are left as they are."""
     names = [settings.topic(t) for t in ALL_TOPICS]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka, request_timeout_ms=15000)
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
             await admin.start()

@@ -1,0 +1,47 @@
+# The two commands a user needs: `make up` (or `make demo` without internet) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up demo down status test lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Kafka, Postgres and the four services, streaming from the real Binance.
+up: install
+	$(BIN)/candlecast up
+
+## The same, fed by the local Binance stand-in (DATA=dir of archive CSVs; default ../shared/data, else generated).
+demo: install
+	$(BIN)/candlecast up --demo $(if $(DATA),--data $(DATA),)
+
+down:
+	@test -x $(BIN)/candlecast && $(BIN)/candlecast down || echo "nothing installed"
+
+status: install
+	$(BIN)/candlecast status
+
+## Installs what the tests need (Kafka jars, Postgres, Prometheus, Chromium) and runs them.
+test: install
+	bash scripts/test-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared services
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared services
+
+bench: install
+	$(BIN)/python -m bench
+
+clean: down
+	rm -rf .data

@@ -1,0 +1,100 @@
+"""Test fixtures on the real components: a local Kafka broker and a local PostgreSQL server.
+
+Both are started through the same code as `candlecast infra up` (reusing running ones), once per
+session. Every test gets its own topics (a unique prefix) and its own freshly migrated database,
+so tests never see each other's data and can run against a developer's running stack.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import topics
+from shared.config import Settings
+from shared.db.migrate import ensure_database, migrate
+from shared.infra.kafka import LocalKafka
+from shared.infra.postgres import LocalPostgres
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings of the shared test infrastructure (the environment may point at external ones)."""
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(base_settings: Settings) -> str:
+    if base_settings.kafka_bootstrap:
+        return base_settings.kafka_bootstrap
+    LocalKafka(base_settings).up()
+    return base_settings.kafka
+
+
+@pytest.fixture(scope="session")
+def postgres_url(base_settings: Settings) -> str:
+    if base_settings.database_url:
+        return base_settings.database_url
+    LocalPostgres(base_settings).up()
+    return base_settings.database
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A new, migrated database for this test; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = _with_database(postgres_url, name)
+    await ensure_database(url)
+    await migrate(url, readonly_password="candlecast_reader")
+    yield url
+    conn = await asyncpg.connect(_with_database(postgres_url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def settings(
+    kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
+    """Settings for one test: its own topics (created here, deleted after) and its own database."""
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+    test_settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=prefix,
+        kafka_partitions=1,
+        model_dir=tmp_path_factory.mktemp("models"),
+    )
+    await topics.ensure_topics(test_settings)
+    yield test_settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([test_settings.topic(t) for t in topics.ALL_TOPICS])
+    except Exception:
+        pass  # best effort: a leftover topic only costs disk
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.config import Settings, interval_ms
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANDLECAST_SYMBOLS", "btcusdt, ethusdt")
+    monkeypatch.setenv("CANDLECAST_INTERVAL", "1m")
+    monkeypatch.setenv("CANDLECAST_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("CANDLECAST_DATABASE_URL", "postgresql://u:p@db:5432/x")
+    monkeypatch.setenv("CANDLECAST_MODEL_DIR", "/srv/models")
+    monkeypatch.setenv("CANDLECAST_DRIFT_MAPE_THRESHOLD", "1.5")
+    s = Settings()
+    assert s.symbols == ["BTCUSDT", "ETHUSDT"]
+    assert s.interval_ms == 60_000
+    assert s.kafka == "kafka:9092"
+    assert s.database == "postgresql://u:p@db:5432/x"
+    assert s.model_dir == Path("/srv/models")
+    assert s.drift_mape_threshold == 1.5
+
+
+def test_defaults_point_at_the_local_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CANDLECAST_KAFKA_BOOTSTRAP", "CANDLECAST_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings(kafka_port=19092, postgres_port=15433)
+    assert s.kafka == "127.0.0.1:19092"
+    assert s.database == "postgresql://postgres@127.0.0.1:15433/candlecast"
+    assert s.symbols == ["BTCUSDT"] and s.interval == "5m"
+    assert (s.gateway_port, s.ingestor_metrics_port, s.predictor_metrics_port, s.trainer_metrics_port) == (
+        8000, 8001, 8002, 8003,
+    )
+
+
+def test_readonly_url_keeps_host_port_and_database() -> None:
+    s = Settings(database_url="postgresql://postgres:secret@db:6543/candlecast", readonly_password="r o")
+    assert s.database_readonly == "postgresql://candlecast_reader:r o@db:6543/candlecast"
+
+
+def test_symbols_json_list_and_bad_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANDLECAST_SYMBOLS", '["ETHUSDT"]')
+    assert Settings().symbols == ["ETHUSDT"]
+    monkeypatch.setenv("CANDLECAST_INTERVAL", "7m")
+    with pytest.raises(ValidationError, match="unsupported interval"):
+        Settings()
+    with pytest.raises(ValueError):
+        interval_ms("2w")
+
+
+def test_topic_prefix() -> None:
+    assert Settings(topic_prefix="t1-").topic("candles") == "t1-candles"
