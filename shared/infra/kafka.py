@@ -134,6 +134,10 @@ class LocalKafka:
 
 
 def _random_cluster_id() -> str:
+    """Like Kafka's own `Uuid.randomUuid`: never starting with '-', which the tool would take for an option."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
