@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ async def group_lag(bootstrap: str, group_id: str, topics: Sequence[str]) -> dic
         ]
         if not partitions:
             return {}
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+        committed = await _committed_offsets(admin, group_id, partitions)
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -63,3 +64,20 @@ async def report_lag_forever(
         except Exception as exc:  # lag is a diagnostic: a broker hiccup must not kill the service
             log.debug("consumer lag not measured: %s", exc)
         await asyncio.sleep(every)
+
+
+async def _committed_offsets(
+    admin: AIOKafkaAdminClient, group_id: str, partitions: list[TopicPartition], attempts: int = 20
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """On a new broker the offsets topic (and so the group coordinator) appears on first use."""
+    for attempt in range(attempts):
+        try:
+            result: dict[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(
+                group_id, partitions=partitions
+            )
+            return result
+        except GroupCoordinatorNotAvailableError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+    return {}
