@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEV_READONLY_PASSWORD = "candlecast_reader"
 
 INTERVAL_MS: dict[str, int] = {
     "1s": 1_000,
@@ -49,6 +51,8 @@ class Settings(BaseSettings):
     backfill_days: int = 90
     binance_rest_url: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
+    # In-progress (not yet closed) candles go to `candles-live` for live charts; never to `candles`.
+    publish_forming_candles: bool = True
 
     # Kafka
     kafka_bootstrap: str = ""
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_readonly_url: str = ""
     postgres_port: int = 5433
-    readonly_password: str = "candlecast_reader"
+    readonly_password: str = DEV_READONLY_PASSWORD
 
     # Model and training
     model_dir: Path = PROJECT_ROOT / ".data" / "models"
@@ -73,6 +77,13 @@ class Settings(BaseSettings):
     drift_mape_threshold: float = 0.8
     drift_ratio_threshold: float = 1.25
     drift_cooldown_minutes: int = 360
+
+    # The closed loop (predictor and trainer). A Kafka batch of many candles is a backlog and is
+    # predicted in one batch; the first model is trained once `train_min_candles` are stored;
+    # `train_config` overrides fields of `shared.model.training.TrainConfig` (JSON in the env).
+    predictor_batch_size: int = 1000
+    train_min_candles: int = 2016
+    train_config: dict[str, object] = {}
 
     # Ports
     gateway_port: int = 8000
@@ -113,6 +124,24 @@ class Settings(BaseSettings):
     def _known_interval(cls, value: str) -> str:
         interval_ms(value)
         return value
+
+    @model_validator(mode="after")
+    def _secrets_in_production(self) -> Settings:
+        """In production no secret may fall back to a default: refuse to start instead."""
+        if self.mode != "production":
+            return self
+        missing = []
+        if not self.admin_token:
+            missing.append("CANDLECAST_ADMIN_TOKEN")
+        if self.readonly_password == DEV_READONLY_PASSWORD:
+            missing.append("CANDLECAST_READONLY_PASSWORD")
+        if not self.database_url:
+            missing.append("CANDLECAST_DATABASE_URL")
+        if not self.kafka_bootstrap:
+            missing.append("CANDLECAST_KAFKA_BOOTSTRAP")
+        if missing:
+            raise ValueError(f"production mode needs these set (no defaults): {', '.join(missing)}")
+        return self
 
     @property
     def interval_ms(self) -> int:

@@ -51,3 +51,15 @@ def test_symbols_json_list_and_bad_interval(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_topic_prefix() -> None:
     assert Settings(topic_prefix="t1-").topic("candles") == "t1-candles"
+
+
+def test_production_mode_refuses_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CANDLECAST_KAFKA_BOOTSTRAP", "CANDLECAST_DATABASE_URL", "CANDLECAST_ADMIN_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValidationError) as err:
+        Settings(mode="production")
+    for name in ("ADMIN_TOKEN", "READONLY_PASSWORD", "DATABASE_URL", "KAFKA_BOOTSTRAP"):
+        assert f"CANDLECAST_{name}" in str(err.value)
+    ok = Settings(mode="production", admin_token="t0ken", readonly_password="r3ader",
+                  database_url="postgresql://u:p@db/x", kafka_bootstrap="kafka:9092")
+    assert ok.mode == "production"
