@@ -39,7 +39,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=True,
         allow_auto_create_topics=False,
-        log_level=logging.WARNING,
+        log_level=logging.DEBUG,  # per-message "Received/Processed" lines only when debugging
         graceful_timeout=30.0,
     )
 
