@@ -1,34 +1,87 @@
-"""The FastAPI application: routers per resource, one read-only pool, Prometheus metrics."""
+"""The FastAPI application: routers per resource, one read-only pool, Kafka for live data, metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
-from services.gateway.routers import health
+from services.gateway.live import Hub, build_broker, keep_connected
+from services.gateway.metrics import LIVE_CONNECTED, MetricsMiddleware
+from services.gateway.predicting import ModelStore
+from services.gateway.routers import admin, health, live, market, models, monitoring, pages, predict
+from services.gateway.validation import HistoryCandle, PredictRequest
 from shared.config import Settings
 from shared.db import create_pool
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings) -> FastAPI:
+    hub = Hub()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(settings.database_readonly)
+        broker = build_broker(settings, hub)
+        app.state.broker = broker
+        app.state.kafka_connected = asyncio.Event()
+        connecting = asyncio.create_task(keep_connected(broker, app.state.kafka_connected))
         try:
             yield
         finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            await broker.stop()
+            LIVE_CONNECTED.set(0)
             await app.state.pool.close()
 
     app = FastAPI(
         title="candlecast gateway",
-        description="Candles, next-candle predictions, model metrics and drift for Binance symbols.",
+        description=(
+            "Candles, next-candle predictions, model metrics and drift for Binance symbols. "
+            "Times are UTC epoch milliseconds. Live predictions: `WS /ws/predictions`; "
+            "the Kafka topics: `/asyncapi`; the dashboard: `/`."
+        ),
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.include_router(health.router)
-    app.mount("/metrics", make_asgi_app())
+    app.state.hub = hub
+    app.state.models = ModelStore(settings.model_dir)
+    for router in (health, market, models, monitoring, predict, admin, live, pages):
+        app.include_router(router.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.add_middleware(MetricsMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    _declare_predict_body(app)
     return app
+
+
+def _declare_predict_body(app: FastAPI) -> None:
+    """Put `PredictRequest` into the OpenAPI components: `POST /predict` reads its body by hand."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (PredictRequest, HistoryCandle):
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+            model_schema.pop("$defs", None)
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,237 @@
+"""Gateway benchmark: requests/s and p50/p99 latency of `GET /series` (one day, 288 points) and
+`GET /predictions/latest` under load, and the latency of `POST /predict`.
+
+    .venv/bin/python -m bench.gateway_bench                    # wrk when installed, else a Python load generator
+    .venv/bin/python -m bench.gateway_bench --seconds 20 --connections 64
+
+The gateway runs as `candlecast gateway` (one uvicorn process, as deployed) on its own database
+with a month of real 5m candles (../shared/data when present, else generated), a champion model
+trained here for the benchmark (window 60, the default) with its series rows and live futures.
+The load generator shares this machine's cores with the gateway and Postgres: the figures are
+what one small box does end to end, not the gateway alone.
+Prints a table and writes `bench/results/gateway.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import pandas as pd
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import topics
+from shared.binance_csv import read_archive_csv
+from shared.config import PROJECT_ROOT, Settings
+from shared.db.migrate import ensure_database, migrate
+from tests.services.gateway.conftest import ADMIN_TOKEN, free_port, gateway_env, service_process
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
+DATA = PROJECT_ROOT.parent / "shared" / "data" / "BTCUSDT-5m-2024-09.csv"
+COLUMNS = ["open_time", "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+           "taker_buy_base_volume", "taker_buy_quote_volume"]
+
+
+def candles() -> tuple[pd.DataFrame, str]:
+    if DATA.exists():
+        return read_archive_csv(DATA), DATA.name
+    from shared.model.synthetic import synthetic_candles
+
+    return synthetic_candles(8640, seed=1), "generated (AR(1), 30 days)"
+
+
+def train(frame: pd.DataFrame, model_dir: Path) -> Any:
+    from shared.model.artifacts import save_model
+    from shared.model.training import TrainConfig, train_model
+
+    result = train_model(frame.iloc[-4000:].reset_index(drop=True), TrainConfig(epochs=2))
+    save_model(result, model_dir, "BTCUSDT", "5m")
+    return result
+
+
+def bench_settings(base: Settings, model_dir: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    url = base.database.rsplit("/", 1)[0] + f"/bench_gateway_{tag}"
+    return base.model_copy(update={"database_url": url, "topic_prefix": f"bench-gateway-{tag}-",
+                                   "admin_token": ADMIN_TOKEN, "model_dir": model_dir})
+
+
+async def cleanup(settings: Settings) -> None:
+    """The benchmark's database and topics go; nothing of it stays on the developer's stack."""
+    base, name = settings.database.rsplit("/", 1)
+    conn = await asyncpg.connect(base + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([t for t in (settings.topic(n) for n in topics.ALL_TOPICS) if t in existing])
+    finally:
+        await admin.close()
+
+
+async def prepare(settings: Settings, frame: pd.DataFrame, result: Any) -> None:
+    from shared.model.metrics import finite_metrics
+
+    url = settings.database
+    await ensure_database(url)
+    await migrate(url, settings.readonly_password)
+    await topics.ensure_topics(settings)
+    conn = await asyncpg.connect(url)
+    try:
+        records = [("BTCUSDT", "5m", *(int(r[c]) if c in ("open_time", "close_time", "trades") else float(r[c])
+                                       for c in COLUMNS)) for r in frame.to_dict("records")]
+        await conn.copy_records_to_table("candles", records=records, columns=["symbol", "interval", *COLUMNS])
+        version = result.model.version
+        await conn.execute(
+            """INSERT INTO models (version, symbol, interval, data_start, data_end, test_start, metrics,
+                   baseline_metrics, status, artifact_path, promoted_at)
+               VALUES ($1, 'BTCUSDT', '5m', $2, $3, $4, $5, $6, 'champion', $7, now())""",
+            version, result.data_start, result.data_end, result.test_start, json.dumps(finite_metrics(result.metrics)),
+            json.dumps({k: finite_metrics(v) for k, v in result.baseline_metrics.items()}), str(result.model.path))
+        # The champion's series over the whole month, with the model's own fast batch path.
+        ends = np.arange(result.model.history_needed - 1, len(frame) - 1)
+        predicted = result.model.predict_many(frame, ends)
+        test_start = result.test_start or 0
+        rows = [("BTCUSDT", "5m", p.target_time, version, p.open, p.high, p.low, p.close, p.amplitude, p.p_up,
+                 "test" if p.target_time >= test_start else "train") for p in predicted]
+        await conn.copy_records_to_table("series", records=rows, columns=[
+            "symbol", "interval", "time", "model_version", "pred_open", "pred_high", "pred_low", "pred_close",
+            "pred_amplitude", "p_up", "split"])
+        last = predicted[-1]
+        await conn.execute(
+            """INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
+                   pred_amplitude, p_up, base_close, model_version)
+               VALUES ('BTCUSDT', '5m', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+            last.target_time, last.base_time, last.open, last.high, last.low, last.close, last.amplitude, last.p_up,
+            last.base_close, version)
+        # Statistics, as autovacuum would have them on a running system; without them the
+        # planner joins a freshly loaded month with sequential scans.
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value if unit == "ms" else value * 1000
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
+            "non_2xx": float(errors.group(1)) if errors else 0.0}
+
+
+async def python_load(url: str, seconds: int, connections: int) -> dict[str, float]:
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            response = await client.get(url)
+            latencies.append(time.perf_counter() - started)
+            failures += response.status_code != 200
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections), timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
+    ordered = sorted(latencies)
+    return {"requests_per_s": len(ordered) / seconds, "p50_ms": 1000 * ordered[len(ordered) // 2],
+            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))], "non_2xx": float(failures)}
+
+
+async def predict_latency(base: str, history: list[dict[str, Any]], horizon: int, n: int) -> dict[str, float]:
+    times = []
+    async with httpx.AsyncClient(timeout=60) as client:
+        for i in range(n + 5):
+            started = time.perf_counter()
+            response = await client.post(f"{base}/predict", json={"candles": history, "horizon": horizon})
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            if i >= 5:  # the first calls load the model
+                times.append(1000 * elapsed)
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p99_ms": times[int(0.99 * (len(times) - 1))],
+            "mean_ms": statistics.fmean(times), "requests": float(n)}
+
+
+async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
+    frame, source = candles()
+    model_dir = Path(tempfile.mkdtemp(prefix="bench-gateway-models-"))
+    started = time.perf_counter()
+    result = train(frame, model_dir)
+    train_seconds = time.perf_counter() - started
+    settings = bench_settings(Settings(), model_dir)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    day_start = int(frame["open_time"].iloc[-288])
+    generator = "wrk" if shutil.which("wrk") else "python (httpx)"
+    figures: dict[str, Any] = {}
+    log = Path(tempfile.mkdtemp(prefix="bench-gateway-")) / "gateway.log"
+    try:
+        await prepare(settings, frame, result)
+        with service_process("gateway", gateway_env(settings, port), port, log):
+            for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
+                               ("predictions_latest", "/predictions/latest")):
+                async with httpx.AsyncClient() as client:
+                    body = (await client.get(base + path)).json()
+                if name == "series_one_day":
+                    assert body["count"] == 288, body
+                url = base + path
+                figures[name] = (wrk(url, seconds, connections) if generator == "wrk"
+                                 else await python_load(url, seconds, connections))
+            history = frame.iloc[-120:][COLUMNS].to_dict("records")
+            figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
+            figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
+    finally:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        await cleanup(settings)
+    return {"data": source, "load_generator": generator, "seconds": seconds, "connections": connections,
+            "model_train_seconds": train_seconds, **figures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="load duration per endpoint")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--predict-requests", type=int, default=200, help="sequential POST /predict calls")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.seconds, args.connections, args.predict_requests))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\ngateway benchmark ({results['load_generator']}, {args.connections} connections, "
+          f"{args.seconds} s per endpoint; data {results['data']})")
+    print(f"{'':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name in ("series_one_day", "predictions_latest", "predict_120_candles", "predict_horizon_12"):
+        row = results[name]
+        rps = f"{row['requests_per_s']:>10.0f}" if "requests_per_s" in row else f"{'(serial)':>10}"
+        print(f"{name:<24}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The SQL of the read endpoints, on the read-only pool. One function per question.
+
+Paging is by time, never by offset: a page boundary stays put while the ingestor appends.
+Without `start`, a page is the newest `limit` rows before `end`; with `start`, the oldest
+`limit` rows from `start` on. Both come back in ascending time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+# Epoch milliseconds of a timestamptz column, the unit of every time in the API.
+_MS = "(extract(epoch FROM {col}) * 1000)::bigint"
+
+
+@dataclass(frozen=True)
+class Paging:
+    start: int | None
+    end: int | None
+    limit: int
+
+    @property
+    def forward(self) -> bool:
+        return self.start is not None
+
+    def sql(self, column: str, args: list[Any]) -> tuple[str, str]:
+        """(`AND ...` range condition, `ORDER BY ... LIMIT ...`) for `column`; appends to `args`."""
+        where = ""
+        if self.start is not None:
+            args.append(self.start)
+            where += f" AND {column} >= ${len(args)}"
+        if self.end is not None:
+            args.append(self.end)
+            where += f" AND {column} < ${len(args)}"
+        args.append(self.limit)
+        order = f" ORDER BY {column} {'ASC' if self.forward else 'DESC'} LIMIT ${len(args)}"
+        return where, order
+
+    def arrange(self, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        return rows if self.forward else rows[::-1]
+
+    def cursors(self, times: list[int]) -> dict[str, int | None]:
+        """`next_start` / `prev_end` when the page is full (there may be more that way)."""
+        full = len(times) >= self.limit
+        return {
+            "next_start": times[-1] + 1 if full and self.forward else None,
+            "prev_end": times[0] if full and not self.forward else None,
+        }
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """asyncpg hands jsonb over as text unless a codec is set; the shared pool sets none."""
+    if value is None:
+        return {}
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return dict(parsed) if isinstance(parsed, dict) else {}
+
+
+async def candles(pool: asyncpg.Pool, symbol: str, interval: str, paging: Paging) -> list[asyncpg.Record]:
+    args: list[Any] = [symbol, interval]
+    where, order = paging.sql("open_time", args)
+    rows = await pool.fetch(
+        f"""SELECT open_time, close_time, open, high, low, close, volume, quote_volume, trades,
+                   taker_buy_base_volume, taker_buy_quote_volume
+            FROM candles WHERE symbol = $1 AND interval = $2{where}{order}""",
+        *args,
+    )
+    return paging.arrange(rows)
+
+
+_MODEL_COLUMNS = f"""version, symbol, interval, status, data_start, data_end, test_start, metrics,
+    baseline_metrics, {_MS.format(col="created_at")} AS created_at,
+    {_MS.format(col="promoted_at")} AS promoted_at"""
+
+
+def model_dict(row: asyncpg.Record) -> dict[str, Any]:
+    model = dict(row)
+    model["metrics"] = _json(model["metrics"])
+    model["baseline_metrics"] = _json(model["baseline_metrics"])
+    return model
+
+
+async def champion(pool: asyncpg.Pool, symbol: str, interval: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        f"""SELECT {_MODEL_COLUMNS}, artifact_path FROM models
+            WHERE symbol = $1 AND interval = $2 AND status = 'champion'""",
+        symbol,
+        interval,
+    )
+    return model_dict(row) if row else None
+
+
+async def model(pool: asyncpg.Pool, symbol: str, interval: str, version: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        f"SELECT {_MODEL_COLUMNS} FROM models WHERE symbol = $1 AND interval = $2 AND version = $3",
+        symbol,
+        interval,
+        version,
+    )
+    return model_dict(row) if row else None
+
+
+async def models(
+    pool: asyncpg.Pool, symbol: str, interval: str, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"""SELECT {_MODEL_COLUMNS} FROM models
+            WHERE symbol = $1 AND interval = $2 AND ($3::text IS NULL OR status = $3)
+            ORDER BY created_at DESC, version DESC LIMIT $4""",
+        symbol,
+        interval,
+        status,
+        limit,
+    )
+    return [model_dict(r) for r in rows]
+
+
+async def series(
+    pool: asyncpg.Pool, symbol: str, interval: str, version: str | None, paging: Paging
+) -> list[asyncpg.Record]:
+    """Candles joined with `version`'s series rows, falling back to the live futures rows."""
+    args: list[Any] = [symbol, interval, version]
+    where, order = paging.sql("c.open_time", args)
+    rows = await pool.fetch(
+        f"""SELECT c.open_time AS time, c.open, c.high, c.low, c.close,
+                   COALESCE(s.pred_open, f.pred_open) AS pred_open,
+                   COALESCE(s.pred_high, f.pred_high) AS pred_high,
+                   COALESCE(s.pred_low, f.pred_low) AS pred_low,
+                   COALESCE(s.pred_close, f.pred_close) AS pred_close,
+                   COALESCE(s.p_up, f.p_up) AS p_up,
+                   COALESCE(s.model_version, f.model_version) AS model_version,
+                   CASE WHEN s.time IS NOT NULL THEN s.split WHEN f.time IS NOT NULL THEN 'live' END AS split
+            FROM candles c
+            LEFT JOIN series s ON s.symbol = c.symbol AND s.interval = c.interval AND s.time = c.open_time
+                              AND s.model_version = $3
+            LEFT JOIN futures f ON f.symbol = c.symbol AND f.interval = c.interval AND f.time = c.open_time
+            WHERE c.symbol = $1 AND c.interval = $2{where}{order}""",
+        *args,
+    )
+    return paging.arrange(rows)
+
+
+_FUTURE_COLUMNS = f"""time, base_time, pred_open, pred_high, pred_low, pred_close, pred_amplitude, p_up,
+    base_close, real_open, real_high, real_low, real_close, err_close, model_version,
+    {_MS.format(col="predicted_at")} AS predicted_at, {_MS.format(col="filled_at")} AS filled_at"""
+
+
+async def futures(pool: asyncpg.Pool, symbol: str, interval: str, paging: Paging) -> list[asyncpg.Record]:
+    args: list[Any] = [symbol, interval]
+    where, order = paging.sql("time", args)
+    rows = await pool.fetch(
+        f"SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2{where}{order}",
+        *args,
+    )
+    return paging.arrange(rows)
+
+
+async def latest_prediction(pool: asyncpg.Pool, symbol: str, interval: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        f"""SELECT {_FUTURE_COLUMNS}, extract(epoch FROM now() - predicted_at)::float8 AS age_seconds
+            FROM futures WHERE symbol = $1 AND interval = $2 ORDER BY time DESC LIMIT 1""",
+        symbol,
+        interval,
+    )
+    return row
+
+
+async def drift(pool: asyncpg.Pool, symbol: str, interval: str, paging: Paging) -> list[asyncpg.Record]:
+    args: list[Any] = [symbol, interval]
+    detected = _MS.format(col="detected_at")
+    where, order = paging.sql(detected, args)
+    rows = await pool.fetch(
+        f"""SELECT id, {detected} AS detected_at, window_size, mape, persistence_mape, threshold, reason,
+                   model_version
+            FROM drift_events WHERE symbol = $1 AND interval = $2{where}{order}""",
+        *args,
+    )
+    return paging.arrange(rows)
+
+
+async def jobs(pool: asyncpg.Pool, job: str | None, status: str | None, paging: Paging) -> list[asyncpg.Record]:
+    args: list[Any] = [job, status]
+    started = _MS.format(col="started_at")
+    where, order = paging.sql(started, args)
+    rows = await pool.fetch(
+        f"""SELECT id, job_name, status, message, {started} AS started_at,
+                   {_MS.format(col="finished_at")} AS finished_at
+            FROM job_logs
+            WHERE ($1::text IS NULL OR job_name = $1) AND ($2::text IS NULL OR status = $2){where}{order}""",
+        *args,
+    )
+    return paging.arrange(rows)

@@ -1,0 +1,54 @@
+"""`WS /ws/predictions`: each new prediction and each filled real close, as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect, status
+
+from services.gateway.deps import HubDep, SettingsDep, resolve_symbol
+from services.gateway.metrics import WS_CLIENTS
+
+router = APIRouter(tags=["live"])
+
+
+@router.websocket("/ws/predictions")
+async def predictions(
+    websocket: WebSocket,
+    hub: HubDep,
+    settings: SettingsDep,
+    symbol: Annotated[str | None, Query(max_length=20, description="only this symbol (default: all)")] = None,
+) -> None:
+    """Messages are `{"type": "prediction" | "real_close", "data": <event>}` (see /asyncapi)."""
+    try:
+        chosen = resolve_symbol(settings, symbol) if symbol else None
+    except HTTPException as exc:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail))
+        return
+    await websocket.accept()
+    subscriber = hub.subscribe(chosen)
+    WS_CLIENTS.inc()
+
+    async def until_closed() -> None:
+        # Reading is how a closed socket is noticed while no message is being sent.
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    reader = asyncio.create_task(until_closed())
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(subscriber.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await websocket.send_text(getter.result())
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away mid-send
+    finally:
+        reader.cancel()
+        hub.unsubscribe(subscriber)
+        WS_CLIENTS.dec()

@@ -1,0 +1,109 @@
+"""Market data and predictions: stored candles, real against predicted, the prospective series."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from services.gateway import queries
+from services.gateway.deps import PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Symbols
+
+router = APIRouter(tags=["market"], responses={404: {"model": Problem, "description": "symbol not served"}})
+
+
+@router.get("/symbols", response_model=Symbols)
+async def symbols(settings: SettingsDep) -> Symbols:
+    """The symbols this gateway serves (the first is every endpoint's default) and the interval."""
+    return Symbols(symbols=settings.symbols, interval=settings.interval, window=settings.window)
+
+
+@router.get("/candles", response_model=CandlePage)
+async def candles(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, paging: PagingDep) -> dict[str, Any]:
+    rows = await queries.candles(pool, symbol, settings.interval, paging)
+    return {
+        "symbol": symbol,
+        "interval": settings.interval,
+        "count": len(rows),
+        **paging.cursors([r["open_time"] for r in rows]),
+        "items": [dict(r) for r in rows],
+    }
+
+
+def _relative_error(real: float, predicted: float | None) -> float | None:
+    return None if predicted is None or real == 0 else (real - predicted) / real
+
+
+def series_point(row: Any, test_start: int | None, test_end: int | None) -> dict[str, Any]:
+    point = dict(row)
+    p_up = point["p_up"]
+    point["direction_hit"] = None if p_up is None else (p_up >= 0.5) == (point["close"] > point["open"])
+    for name in ("open", "high", "low", "close"):
+        point[f"err_{name}"] = _relative_error(point[name], point[f"pred_{name}"])
+    time = point["time"]
+    point["test"] = test_start is not None and time >= test_start and (test_end is None or time <= test_end)
+    return point
+
+
+@router.get("/series", response_model=SeriesPage)
+async def series(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    paging: PagingDep,
+    model_version: Annotated[str | None, Query(max_length=200, description="default: the champion")] = None,
+) -> dict[str, Any]:
+    """Each stored candle beside the candle predicted for it, with the test period flagged.
+
+    Predictions come from the model's own series (its predictions over stored history, split
+    into train/validation/test), else from the live futures rows.
+    """
+    if model_version is None:
+        model = await queries.champion(pool, symbol, settings.interval)
+    else:
+        model = await queries.model(pool, symbol, settings.interval, model_version)
+        if model is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {model_version} for {symbol}")
+    version = model["version"] if model else None
+    test_start = model["test_start"] if model else None
+    test_end = model["data_end"] if model else None
+    rows = await queries.series(pool, symbol, settings.interval, version, paging)
+    items = [series_point(r, test_start, test_end) for r in rows]
+    hits = [p["direction_hit"] for p in items if p["direction_hit"] is not None]
+    return {
+        "symbol": symbol,
+        "interval": settings.interval,
+        "count": len(items),
+        **paging.cursors([p["time"] for p in items]),
+        "model_version": version,
+        "test_start": test_start,
+        "test_end": test_end,
+        "hit_rate": sum(hits) / len(hits) if hits else None,
+        "items": items,
+    }
+
+
+@router.get("/futures", response_model=FuturePage)
+async def futures(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, paging: PagingDep) -> dict[str, Any]:
+    """The prospective series: each prediction made live, and its real close once known."""
+    rows = await queries.futures(pool, symbol, settings.interval, paging)
+    return {
+        "symbol": symbol,
+        "interval": settings.interval,
+        "count": len(rows),
+        **paging.cursors([r["time"] for r in rows]),
+        "items": [dict(r) for r in rows],
+    }
+
+
+@router.get(
+    "/predictions/latest",
+    response_model=LatestPrediction,
+    responses={404: {"model": Problem, "description": "no prediction yet, or symbol not served"}},
+)
+async def latest_prediction(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep) -> dict[str, Any]:
+    row = await queries.latest_prediction(pool, symbol, settings.interval)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {settings.interval} yet")
+    return {"symbol": symbol, "interval": settings.interval, **dict(row)}
