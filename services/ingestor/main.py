@@ -1,27 +1,69 @@
-"""`candlecast ingestor`: wiring only; the work lives in the modules beside this one."""
+"""`candlecast ingestor`: wiring only; the work lives in the modules beside this one.
+
+    ingest.Ingestor        backfill + REST catch-ups     -> candles
+    stream.LiveStream      Binance websocket             -> candles (closed), candles-live (forming)
+    recorder.add_recorder  candles                       -> Postgres, ticks
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 
+import aiohttp
+
+from services.ingestor.ingest import IngestOptions, Ingestor
+from services.ingestor.recorder import add_recorder
 from shared.config import Settings, get_settings
+from shared.db import create_pool
 from shared.runtime import make_broker, run_until_signalled, start_metrics
+from shared.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 SERVICE = "ingestor"
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    options: IngestOptions | None = None,
+    ingest: bool = True,
+    record: bool = True,
+) -> None:
+    """Run until `stop` is set: ingest from Binance and/or record into Postgres.
+
+    An unexpected failure of the ingest task ends `serve` with that exception.
+    """
+    await ensure_topics(settings)
+    pool = await create_pool(settings.database)
     broker = make_broker(settings, SERVICE)
-    await broker.start()
-    log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
+    if record:
+        add_recorder(broker, settings, pool)
     try:
-        await stop.wait()
+        await broker.start()
+        log.info("%s connected to Kafka at %s; Binance at %s", SERVICE, settings.kafka, settings.binance_rest_url)
+        async with aiohttp.ClientSession() as session:
+            tasks: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait(), name="stop")}
+            if ingest:
+                ingestor = Ingestor(settings, broker, pool, session, options)
+                tasks.add(asyncio.create_task(ingestor.run(), name="ingest"))
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # re-raises an ingest failure
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     finally:
         await broker.stop()
+        await pool.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,7 +81,8 @@ def up(settings: Settings, demo: bool = False, data: Path | None = None, speed: 
         env.update(_demo_env(settings))
         data = data or default_demo_data()
         sim_args = ["--port", str(settings.sim_port), "--speed", str(speed)]
-        sim_args += ["--csv-dir", str(data)] if data else ["--generate-days", "120"]
+        # Generated: 365 days, of which the first 91 are history; the rest streams for ~11 h at 600x.
+        sim_args += ["--csv-dir", str(data)] if data else ["--generate-days", "365"]
         process(settings, "sim").start([sys.executable, "-m", "shared.cli", "sim", *sim_args], env=env,
                                        cwd=PROJECT_ROOT)
         wait_until(lambda: port_open("127.0.0.1", settings.sim_port), 60, "the Binance stand-in")

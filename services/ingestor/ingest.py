@@ -1,0 +1,154 @@
+"""Getting every closed candle into `candles` once: resume point, backfill, REST catch-ups.
+
+"Closed" is decided from the exchange's own clock (`/api/v3/time`, asked before each page):
+a kline whose close time is not yet past the server's now is still forming and is never
+published, however complete it looks. The stand-in's clock runs at 600x, so the local wall
+clock would be wrong by months; Binance's own clock is right for both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+from faststream.kafka import KafkaBroker
+
+from services.ingestor.binance import Backoff, BinanceError, BinanceRest, ServerClock
+from services.ingestor.publisher import CandlePublisher
+from services.ingestor.resume import resume_points
+from services.ingestor.stream import LiveStream
+from shared.config import Settings
+from shared.events import Candle
+from shared.klines import KlineError, align_down, candle_from_rest
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Timings a test shortens; the defaults suit Binance."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    page_limit: int = 1000
+    idle_timeout: float = 60.0  # no websocket message for this long: the connection is dead
+    max_connection_age: float = 23.5 * 3600  # reconnect before Binance cuts at 24 h
+    heartbeat: float = 20.0  # our pings (Binance pongs them) notice a silently dead TCP connection
+
+
+class Ingestor:
+    """Backfill, then the live stream (`services.ingestor.stream`), for all configured symbols."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: KafkaBroker,
+        pool: asyncpg.Pool,
+        session: aiohttp.ClientSession,
+        options: IngestOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.session = session
+        self.options = options or IngestOptions()
+        self.clock = ServerClock()
+        self.rest = BinanceRest(settings.binance_rest_url, session, clock=self.clock, backoff=self.options.backoff)
+        self.publisher = CandlePublisher(broker, settings)
+        self.symbols: list[str] = list(settings.symbols)
+
+    async def run(self) -> None:
+        await self.start_points()
+        await self.catch_up(gap_fill=False)
+        await LiveStream(self).run()
+
+    async def start_points(self) -> None:
+        """After the newest candle known (database or topic); with none, `backfill_days` back."""
+        points = await resume_points(self.settings, self.pool)
+        missing = [s for s in self.symbols if s not in points]
+        if missing:
+            now = await self.rest.server_time()
+            first = align_down(now - self.settings.backfill_days * DAY_MS, self.settings.interval_ms)
+            for symbol in missing:
+                points[symbol] = first - self.settings.interval_ms
+        for symbol in self.symbols:
+            self.publisher.last[symbol] = points[symbol]
+        log.info(
+            "starting after %s",
+            ", ".join(f"{s} {points[s]}{' (backfill)' if s in missing else ''}" for s in self.symbols),
+        )
+
+    async def catch_up(self, *, gap_fill: bool) -> int:
+        """Every symbol up to the exchange's now; a symbol Binance rejects is left out, loudly."""
+        total = 0
+        for symbol in list(self.symbols):
+            try:
+                total += await self.fill(symbol, gap_fill=gap_fill)
+            except BinanceError as exc:
+                log.error("Binance rejects %s (%s); leaving it out", symbol, exc.msg)
+                self.symbols.remove(symbol)
+        if not self.symbols:
+            raise RuntimeError("Binance rejected every configured symbol")
+        return total
+
+    async def fill(self, symbol: str, *, until: int | None = None, gap_fill: bool = False) -> int:
+        """Publish `symbol`'s closed candles from the next one needed up to open time `until`
+        (exclusive; None: up to the server's now). Returns how many were published."""
+        interval = self.settings.interval
+        cursor = self.publisher.next_open(symbol)
+        assert cursor is not None, "start_points() first"
+        total = 0
+        while until is None or cursor < until:
+            server_now = await self.rest.server_time()
+            end = None if until is None else until - 1
+            rows = await self.rest.klines(
+                symbol, interval, start_time=cursor, end_time=end, limit=self.options.page_limit
+            )
+            closed = _closed_rows(rows, server_now)
+            candles = await self._convert(symbol, closed)
+            total += await self.publisher.publish(candles, gap_fill=gap_fill)
+            newest = max((t for t in (_open_time(r) for r in closed) if t is not None), default=None)
+            if newest is None or len(closed) < len(rows) or len(rows) < self.options.page_limit:
+                break  # reached the forming candle, or the end of what exists
+            cursor = newest + self.settings.interval_ms
+        if total:
+            log.info("%s: published %d candle(s) over REST%s", symbol, total, " (gap fill)" if gap_fill else "")
+        return total
+
+    async def _convert(self, symbol: str, rows: Sequence[Any]) -> list[Candle]:
+        candles = []
+        for row in rows:
+            try:
+                candles.append(candle_from_rest(row, symbol, self.settings.interval, symbols=self.symbols))
+            except KlineError as exc:
+                await self.publisher.reject(
+                    source=f"binance-rest:{symbol}", reason=exc.reason, payload=json.dumps(row), symbol=symbol
+                )
+        return candles
+
+
+def _open_time(row: Any) -> int | None:
+    try:
+        return int(row[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _closed_rows(rows: Sequence[Any], server_now: int) -> list[Any]:
+    """The rows before the first one still forming at `server_now` (asked before the request)."""
+    closed = []
+    for row in rows:
+        try:
+            close_time = int(row[6])
+        except (TypeError, ValueError, IndexError):
+            closed.append(row)  # malformed: let the conversion name the problem
+            continue
+        if close_time >= server_now:
+            break
+        closed.append(row)
+    return closed

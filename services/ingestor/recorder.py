@@ -1,0 +1,121 @@
+"""The recorder: `candles` into Postgres, in batches, committing offsets only after the database.
+
+A batch is one transaction (an upsert, so a replayed candle just overwrites itself) and the
+consumer offsets are committed after it; a crash anywhere replays the batch and loses nothing.
+A message that is not a valid `Candle` goes to dead-letter with the reason, and the batch goes on.
+
+After the database commit, a `DailyTick` is published for each candle that opens a new UTC day
+compared with the candle stored just before it. That is decided by event time, from the data,
+so replaying history ticks the same days again (the trainer coalesces repeats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
+from pydantic import ValidationError
+
+from services.ingestor.metrics import RECORD_BATCH, RECORDED
+from services.ingestor.store import previous_open_time, upsert_candles
+from shared import topics
+from shared.config import Settings
+from shared.events import Candle, DailyTick
+from shared.runtime import dead_letter, validation_reason
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ingestor"
+MAX_RECORDS = 1000
+RETRY_PAUSE = 2.0  # after a failed batch (database down), before it is fetched again
+
+
+def utc_day(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+async def _raw_values(message: StreamMessage[Any]) -> list[bytes]:
+    """Hand the handler the raw bytes: one undecodable message must not fail the whole batch."""
+    return [record.value or b"" for record in message.raw_message]
+
+
+async def record_batch(conn: asyncpg.Connection, candles: list[Candle]) -> list[DailyTick]:
+    """Upsert `candles` in the caller's transaction; returns the day ticks they cause."""
+    latest: dict[tuple[str, str, int], Candle] = {}
+    for candle in candles:
+        latest[(candle.symbol, candle.interval, candle.open_time)] = candle  # the last copy wins
+    by_series: dict[tuple[str, str], list[Candle]] = defaultdict(list)
+    for candle in latest.values():
+        by_series[(candle.symbol, candle.interval)].append(candle)
+
+    ticks = []
+    for (symbol, interval), series in by_series.items():
+        series.sort(key=lambda c: c.open_time)
+        previous = await previous_open_time(conn, symbol, interval, series[0].open_time)
+        for candle in series:
+            if previous is not None and utc_day(candle.open_time) != utc_day(previous):
+                ticks.append(
+                    DailyTick(symbol=symbol, interval=interval, day=utc_day(candle.open_time),
+                              candle_time=candle.open_time)
+                )
+            previous = candle.open_time
+    await upsert_candles(conn, list(latest.values()))
+    return ticks
+
+
+def add_recorder(
+    broker: KafkaBroker,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    group_id: str | None = None,
+    max_records: int = MAX_RECORDS,
+) -> None:
+    """Subscribe the recorder on `broker` (before `broker.start()`); it uses `pool` for Postgres."""
+    source = settings.topic(topics.CANDLES)
+    ticks_topic = settings.topic(topics.TICKS)
+
+    @broker.subscriber(
+        source,
+        batch=True,
+        group_id=group_id or f"{settings.topic_prefix}candlecast-recorder",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=max_records,
+        batch_timeout_ms=200,
+        decoder=_raw_values,
+    )
+    async def record_candles(values: list[bytes], message: KafkaMessage) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        candles: list[Candle] = []
+        rejected: list[tuple[bytes, bytes | None, str]] = []
+        for record, value in zip(records, values, strict=True):
+            try:
+                candles.append(Candle.model_validate_json(value))
+            except ValidationError as exc:
+                rejected.append((value, record.key, validation_reason(exc)))
+        RECORD_BATCH.observe(len(records))
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                ticks = await record_batch(conn, candles)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.error("recording a batch of %d failed (%s); it will be replayed", len(records), exc)
+            await asyncio.sleep(RETRY_PAUSE)
+            raise
+        for value, key, reason in rejected:
+            await dead_letter(broker, settings, service=SERVICE, source_topic=source, reason=reason,
+                              payload=value, key=key)
+        for tick in ticks:
+            await broker.publish(tick, ticks_topic, key=topics.symbol_key(tick.symbol))
+        counts: dict[str, int] = defaultdict(int)
+        for candle in candles:
+            counts[candle.symbol] += 1
+        for symbol, count in counts.items():
+            RECORDED.labels(symbol).inc(count)

@@ -1,0 +1,97 @@
+"""Where a (re)started ingestor picks up, per symbol: after the newest candle it can find.
+
+The database is the record, but the recorder may be a few candles behind the topic (a crash
+between publish and record); so the tail of the `candles` topic is read too and the later of the
+two wins. Starting after the topic's last candle is what keeps a restart from publishing the
+same candle twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.ingestor.store import last_stored
+from shared import topics
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Messages read back from the end of each partition; symbols share partitions, so this is per
+# partition, not per symbol.
+TAIL = 2000
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The topic's partitions (none if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    numbers = sorted(p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"])
+    return [TopicPartition(topic, n) for n in numbers]
+
+
+async def last_in_topic(settings: Settings, symbols: Sequence[str], tail: int = TAIL) -> dict[str, int]:
+    """Newest open time per symbol among the last `tail` messages of each partition of `candles`."""
+    topic = settings.topic(topics.CANDLES)
+    wanted = set(symbols)
+    found: dict[str, int] = {}
+    assigned = await partitions_of(settings.kafka, topic)
+    if not assigned:
+        return found
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka, enable_auto_commit=False, group_id=None, request_timeout_ms=15000
+    )
+    await consumer.start()
+    try:
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
+        begins = await consumer.beginning_offsets(assigned)
+        remaining: dict[TopicPartition, int] = {}
+        for tp in assigned:
+            if ends[tp] > begins[tp]:
+                consumer.seek(tp, max(begins[tp], ends[tp] - tail))
+                remaining[tp] = ends[tp]
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=2000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                for record in records:
+                    _note(found, record.value, wanted, settings.interval)
+                if records and records[-1].offset + 1 >= remaining.get(tp, 0):
+                    remaining.pop(tp, None)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def _note(found: dict[str, int], value: bytes | None, wanted: set[str], interval: str) -> None:
+    try:
+        body = json.loads(value or b"")
+        symbol, open_time = body["symbol"], int(body["open_time"])
+    except (ValueError, KeyError, TypeError):
+        return  # not a candle: the recorder dead-letters it; here it just does not count
+    if symbol in wanted and body.get("interval") == interval:
+        found[symbol] = max(found.get(symbol, open_time), open_time)
+
+
+async def resume_points(settings: Settings, pool: asyncpg.Pool) -> dict[str, int]:
+    """Newest known open time per symbol (from the database or the topic, whichever is later)."""
+    stored = await last_stored(pool, settings.symbols, settings.interval)
+    published = await last_in_topic(settings, settings.symbols)
+    points = {}
+    for symbol in settings.symbols:
+        known = [t for t in (stored.get(symbol), published.get(symbol)) if t is not None]
+        if known:
+            points[symbol] = max(known)
+    log.info("resume points: stored %s, in topic %s", stored, published)
+    return points

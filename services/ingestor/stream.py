@@ -1,0 +1,177 @@
+"""The live part: one combined websocket for all symbols, kept alive, never leaving a gap.
+
+On every (re)connect the gap since the last published candle is filled over REST *after* the
+socket is open, so each candle closes either before the REST call (REST has it) or after the
+socket opened (the socket brings it); the publisher drops what both deliver. A closing event
+that skips ahead of the next expected candle (a lost or rejected event) also triggers a REST
+fill first. Lost connections are retried with exponential backoff and jitter; a connection is
+renewed before Binance's 24-hour cut; a silent one (no event for `idle_timeout`) is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from services.ingestor.metrics import WS_RECONNECTS
+from shared.events import Candle
+from shared.klines import KlineError, candle_from_ws, stream_name
+
+if TYPE_CHECKING:
+    from services.ingestor.ingest import Ingestor
+
+log = logging.getLogger(__name__)
+
+ROTATED = "rotated before the 24-hour limit"
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The connection is over, and why."""
+
+    reason: str
+
+
+class LiveStream:
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self.settings = ingestor.settings
+        self.options = ingestor.options
+        self.publisher = ingestor.publisher
+        self.connections = 0
+
+    @property
+    def url(self) -> str:
+        names = "/".join(stream_name(s, self.settings.interval) for s in self.ingestor.symbols)
+        return f"{self.settings.binance_ws_url.rstrip('/')}/stream?streams={names}"
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self.ingestor.session.ws_connect(
+                    self.url, heartbeat=self.options.heartbeat, autoping=True
+                ) as ws:
+                    if self.connections:
+                        WS_RECONNECTS.inc()
+                    self.connections += 1
+                    log.info("websocket open: %s", self.url)
+                    reason = await self._session(ws, gap_fill=self.connections > 1)
+                    attempt = 0
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            delay = 0.0 if reason == ROTATED else self.options.backoff.delay(attempt)
+            attempt += 0 if reason == ROTATED else 1
+            log.warning(
+                "Binance websocket at %s: %s; reconnecting in %.1fs", self.settings.binance_ws_url, reason, delay
+            )
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _session(self, ws: aiohttp.ClientWebSocketResponse, *, gap_fill: bool) -> str:
+        """Catch up over REST, then handle events, until the connection ends; returns why it ended.
+
+        A separate task reads the socket all along (so Binance's pings are answered even during
+        a long catch-up) and queues what arrives; nothing is handled before the catch-up is done.
+        Whatever has queued up is handled as one batch: many symbols closing at the same moment
+        cost one round of Kafka acknowledgements, not one per symbol.
+        """
+        inbox: asyncio.Queue[str | Ended] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(ws, inbox))
+        try:
+            await self.ingestor.catch_up(gap_fill=gap_fill)
+            while True:
+                texts: list[str] = []
+                item = await inbox.get()
+                while not isinstance(item, Ended):
+                    texts.append(item)
+                    if inbox.empty():
+                        break
+                    item = inbox.get_nowait()
+                await self.handle(texts)
+                if isinstance(item, Ended):
+                    return item.reason
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, inbox: asyncio.Queue[str | Ended]) -> None:
+        opened = time.monotonic()
+        while True:
+            age_left = self.options.max_connection_age - (time.monotonic() - opened)
+            try:
+                if age_left <= 0:
+                    raise TimeoutError
+                msg = await ws.receive(timeout=min(self.options.idle_timeout, age_left))
+            except TimeoutError:
+                rotated = time.monotonic() - opened >= self.options.max_connection_age
+                await ws.close()
+                inbox.put_nowait(Ended(ROTATED if rotated else f"no message for {self.options.idle_timeout:.0f}s"))
+                return
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                inbox.put_nowait(msg.data)
+            elif msg.type == aiohttp.WSMsgType.ERROR:
+                inbox.put_nowait(Ended(f"connection error ({ws.exception()})"))
+                return
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                inbox.put_nowait(Ended(f"closed by the server (code {ws.close_code})"))
+                return
+
+    async def handle(self, texts: list[str]) -> None:
+        """Websocket messages, in order: publish closed candles, forward forming ones, reject bad ones."""
+        closed: dict[str, list[Candle]] = {}
+        for text in texts:
+            parsed = await self._parse(text)
+            if parsed is None:
+                continue
+            candle, is_closed = parsed
+            if is_closed:
+                closed.setdefault(candle.symbol, []).append(candle)
+            elif self.settings.publish_forming_candles:
+                await self.publisher.publish_forming(candle)
+        await asyncio.gather(*(self._publish_closed(candles) for candles in closed.values()))
+
+    async def _parse(self, text: str) -> tuple[Candle, bool] | None:
+        """(candle, closed?) from one message; None for a message that is not a kline or is bad."""
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            await self.publisher.reject(source="binance-ws", reason="not JSON", payload=text)
+            return None
+        stream = "binance-ws"
+        data: Any = payload
+        if isinstance(payload, dict) and "stream" in payload and "data" in payload:
+            stream, data = f"binance-ws:{payload['stream']}", payload["data"]
+        if not isinstance(data, dict) or data.get("e") != "kline":
+            return None  # subscription answers and other event types are not ours
+        event_time = data.get("E")
+        if isinstance(event_time, int) and not isinstance(event_time, bool):
+            self.ingestor.clock.observe(event_time)
+        try:
+            return candle_from_ws(data, symbols=self.ingestor.symbols, interval=self.settings.interval)
+        except KlineError as exc:
+            symbol = data.get("s") if isinstance(data.get("s"), str) else None
+            await self.publisher.reject(source=stream, reason=exc.reason, payload=text, symbol=symbol)
+            return None
+
+    async def _publish_closed(self, candles: list[Candle]) -> None:
+        """One symbol's closed candles, oldest first; a skipped candle is fetched over REST first."""
+        run: list[Candle] = []
+        for candle in candles:
+            expected = run[-1].open_time + self.settings.interval_ms if run else self.publisher.next_open(candle.symbol)
+            if expected is not None and candle.open_time > expected:
+                await self.publisher.publish(run, server_now_ms=self.ingestor.clock.now_ms())
+                run = []
+                log.warning("%s: events skipped from %d to %d; filling over REST", candle.symbol, expected,
+                            candle.open_time)
+                await self.ingestor.fill(candle.symbol, until=candle.open_time, gap_fill=True)
+            run.append(candle)
+        await self.publisher.publish(run, server_now_ms=self.ingestor.clock.now_ms())

@@ -1,0 +1,131 @@
+"""`BinanceSim`: the whole stand-in as one object, started in-process by tests or by `candlecast sim`.
+
+    market = Market.generated(["BTCUSDT"], "5m", days=30, regime=RegimeChange(at_ms=...))
+    async with BinanceSim(market, speed=600) as sim:
+        settings = settings.model_copy(update={"binance_rest_url": sim.rest_url,
+                                               "binance_ws_url": sim.ws_url})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+from aiohttp import web
+
+from services.sim import admin, rest
+from services.sim.clock import SimClock
+from services.sim.faults import Faults
+from services.sim.market import Market
+from services.sim.streams import Hub, StreamEndpoints, Ticker
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+# The default "now": far enough into the data for the ingestor's default 90-day backfill.
+DEFAULT_LEAD_DAYS = 91
+
+
+def default_start(market: Market) -> int:
+    """91 days into the data, or, for shorter data, three quarters of the way through it."""
+    lead = market.start_ms + DEFAULT_LEAD_DAYS * DAY_MS
+    if lead < market.end_ms:
+        return lead
+    return market.start_ms + (market.end_ms - market.start_ms) * 3 // 4
+
+
+class BinanceSim:
+    """Binance's kline REST and websocket API over `market`, on a clock running at `speed`.
+
+    `updates` is the number of in-progress (`x` false) events per candle before its closing one;
+    `port=0` picks a free port (see `port`, `rest_url`, `ws_url` after `start()`).
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        *,
+        speed: float = 600.0,
+        start_ms: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        updates: int = 2,
+        ping_interval: float = 20.0,
+        max_connection_age: float = 24 * 3600.0,
+    ) -> None:
+        self.market = market
+        self.host = host
+        self.port = port
+        self.clock = SimClock(start_ms if start_ms is not None else default_start(market), speed, market.end_ms)
+        self.faults = Faults()
+        self.hub = Hub()
+        self.ticker = Ticker(market, self.clock, self.hub, self.faults, updates)
+        self._streams = StreamEndpoints(market, self.hub, ping_interval=ping_interval, max_age=max_connection_age)
+        self._runner: web.AppRunner | None = None
+        self._ticker_task: asyncio.Task[None] | None = None
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app[rest.MARKET] = self.market
+        app[rest.CLOCK] = self.clock
+        app[rest.FAULTS] = self.faults
+        app[admin.HUB] = self.hub
+        app[admin.TICKER] = self.ticker
+        rest.add_routes(app)
+        admin.add_routes(app)
+        app.router.add_get("/ws/{streams:.+}", self._streams.raw)
+        app.router.add_get("/stream", self._streams.combined)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._ticker_task = asyncio.create_task(self.ticker.run(), name="sim-ticker")
+        log.info(
+            "Binance stand-in on %s: %s at %s, now %d, speed %gx",
+            self.rest_url, ",".join(self.market.symbols), self.market.interval, self.clock.now_ms(), self.clock.speed,
+        )
+
+    async def stop(self) -> None:
+        if self._ticker_task is not None:
+            self._ticker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker_task
+            self._ticker_task = None
+        self.hub.drop_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> BinanceSim:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    # The same controls as the /_sim/ API, for tests that hold the object.
+
+    def drop_connections(self) -> int:
+        return self.hub.drop_all()
+
+    def rate_limit(self, count: int, *, retry_after: int = 1, status: int = 429) -> None:
+        self.faults.rate_limited, self.faults.retry_after, self.faults.status = count, retry_after, status
+
+    def inject_malformed(self, kind: str = "high_low", count: int = 1) -> None:
+        self.faults.add_malformed(kind, count)

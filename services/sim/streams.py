@@ -1,0 +1,222 @@
+"""Binance's market-data websocket for klines: `/ws/<stream>` and `/stream?streams=<s1>/<s2>`.
+
+One task (`Ticker`) walks the clock through each candle: `updates` in-progress events (`x`
+false, values so far) and then the closing one (`x` true, equal to the REST kline), for every
+symbol at once, and hands them to the connections subscribed to that symbol. Each connection has
+its own queue and writer, so a slow client cannot stall the others; one that falls too far
+behind is disconnected, as Binance does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from services.sim.clock import SimClock
+from services.sim.faults import Faults, corrupt
+from services.sim.market import Market
+from shared.klines import align_down, candle_to_ws, stream_name
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 10_000
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client websocket and the symbols it listens to (stream name by symbol)."""
+
+    ws: web.WebSocketResponse
+    request: web.Request
+    streams: dict[str, str]
+    combined: bool
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    opened_at: float = field(default_factory=time.monotonic)
+
+    def offer(self, symbol: str, payload: dict[str, Any] | str) -> None:
+        """Queue one event; a client this far behind is cut off rather than buffered forever."""
+        name = self.streams.get(symbol)
+        if name is None:
+            return
+        if isinstance(payload, str):
+            text = payload
+        elif self.combined:
+            text = json.dumps({"stream": name, "data": payload}, separators=(",", ":"))
+        else:
+            text = json.dumps(payload, separators=(",", ":"))
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            self.abort()
+            return
+        self.queue.put_nowait(text)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame, like a network failure."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+        self.queue.put_nowait(None)
+
+
+class Hub:
+    """The open connections."""
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.total_connections = 0
+
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.total_connections += 1
+
+    def discard(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    def send(self, symbol: str, payload: dict[str, Any] | str) -> None:
+        for conn in list(self.connections):
+            conn.offer(symbol, payload)
+
+    def drop_all(self) -> int:
+        dropped = list(self.connections)
+        for conn in dropped:
+            conn.abort()
+        return len(dropped)
+
+
+class Ticker:
+    """Emits each candle's in-progress updates and its closing event as the clock passes them."""
+
+    def __init__(self, market: Market, clock: SimClock, hub: Hub, faults: Faults, updates: int) -> None:
+        self.market = market
+        self.clock = clock
+        self.hub = hub
+        self.faults = faults
+        self.updates = max(0, updates)
+        self.events_sent = 0
+
+    def _point(self, open_ms: int, k: int) -> int:
+        """The k-th emission time inside the candle opening at `open_ms`; k = updates + 1 closes it."""
+        return open_ms + (k * self.market.interval_ms) // (self.updates + 1)
+
+    def _after(self, now: int) -> tuple[int, int]:
+        """The first emission point strictly after `now`."""
+        open_ms = align_down(now, self.market.interval_ms)
+        for k in range(1, self.updates + 2):
+            if self._point(open_ms, k) > now:
+                return open_ms, k
+        return open_ms + self.market.interval_ms, 1
+
+    async def run(self) -> None:
+        open_ms, k = self._after(self.clock.now_ms())
+        while True:
+            point = self._point(open_ms, k)
+            await self.clock.sleep_until(point)
+            closing = k == self.updates + 1
+            now = self.clock.now_ms()
+            # Behind schedule (a busy machine, a jump of the clock): closes are never skipped,
+            # stale in-progress updates are.
+            stale = not closing and now >= self._point(open_ms, k + 1)
+            if not stale:
+                self._emit(open_ms, point, closing)
+            if now > point + 10 * self.market.interval_ms:
+                open_ms, k = self._after(now)  # the clock jumped far ahead: resume from here
+            elif closing:
+                open_ms, k = open_ms + self.market.interval_ms, 1
+            else:
+                k += 1
+
+    def _emit(self, open_ms: int, event_time: int, closing: bool) -> None:
+        if not self.hub.connections:
+            return
+        for symbol, series in self.market.series.items():
+            i = series.index_of(open_ms)
+            if i is None:
+                continue
+            candle = series.candle(i) if closing else series.forming(i, event_time)
+            event = candle_to_ws(candle, closed=closing, event_time=event_time)
+            if closing:
+                while self.faults.malformed:
+                    self.hub.send(symbol, corrupt(event, self.faults.malformed.popleft(), self.market.interval_ms))
+            self.hub.send(symbol, event)
+            self.events_sent += 1
+
+
+def _parse_streams(names: list[str], market: Market) -> dict[str, str] | str:
+    """Symbol -> stream name for `<symbol>@kline_<interval>` names, or an error message."""
+    streams: dict[str, str] = {}
+    for name in names:
+        symbol, _, kind = name.partition("@")
+        expected = stream_name(symbol, market.interval)
+        if not kind.startswith("kline_") or symbol.upper() not in market.series or name != expected:
+            served = ", ".join(market.symbols)
+            return f"Invalid stream name {name!r}; this stand-in serves {served} at {market.interval}"
+        streams[symbol.upper()] = name
+    return streams if streams else "no stream given"
+
+
+class StreamEndpoints:
+    """The aiohttp handlers; `max_age` (seconds) mirrors Binance's 24-hour connection limit."""
+
+    def __init__(self, market: Market, hub: Hub, *, ping_interval: float, max_age: float) -> None:
+        self.market = market
+        self.hub = hub
+        self.ping_interval = ping_interval
+        self.max_age = max_age
+
+    async def raw(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, request.match_info["streams"].split("/"), combined=False)
+
+    async def combined(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, request.query.get("streams", "").split("/"), combined=True)
+
+    async def _serve(self, request: web.Request, names: list[str], *, combined: bool) -> web.StreamResponse:
+        streams = _parse_streams([n for n in names if n], self.market)
+        if isinstance(streams, str):
+            return web.json_response({"code": -1121, "msg": streams}, status=400)
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval, autoping=True)
+        conn = Connection(ws, request, streams, combined)
+        self.hub.add(conn)  # before the handshake completes, so no event falls between
+        try:
+            await ws.prepare(request)
+            writer = asyncio.create_task(self._write(conn))
+            try:
+                async for msg in ws:
+                    if msg.type == WSMsgType.TEXT:
+                        await self._control(ws, msg.data)
+            finally:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        finally:
+            self.hub.discard(conn)
+        return ws
+
+    async def _write(self, conn: Connection) -> None:
+        deadline = conn.opened_at + self.max_age
+        while True:
+            try:
+                text = await asyncio.wait_for(conn.queue.get(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                log.info("closing a websocket at its maximum age of %.0fs", self.max_age)
+                await conn.ws.close(code=1000, message=b"maximum connection age reached")
+                return
+            if text is None:
+                return
+            try:
+                await conn.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def _control(self, ws: web.WebSocketResponse, text: str) -> None:
+        """Answer Binance's SUBSCRIBE/LIST_SUBSCRIPTIONS-style requests with an empty result."""
+        try:
+            request = json.loads(text)
+            await ws.send_json({"result": None, "id": request.get("id")})
+        except (ValueError, AttributeError):
+            await ws.send_json({"error": {"code": 2, "msg": "Invalid request"}})

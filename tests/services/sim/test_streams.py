@@ -1,0 +1,102 @@
+"""The stand-in's kline websocket: Binance's message shape, in-progress then closing events,
+combined streams, dropped connections, malformed events on command, the maximum age."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services.sim import BinanceSim, Market
+from shared.klines import candle_from_rest, candle_from_ws, candle_to_rest
+
+DAY = 86_400_000
+SPEED = 3000.0
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market.generated(["BTCUSDT", "ETHUSDT"], "5m", days=10, seed=4)
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    return json.loads(msg.data)
+
+
+async def test_raw_stream_sends_updates_then_the_closing_kline_equal_to_rest(market: Market) -> None:
+    async with BinanceSim(market, speed=SPEED, start_ms=market.start_ms + 4 * DAY, updates=2) as sim, \
+            aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as ws:
+            events = [await receive(ws) for _ in range(6)]
+        assert set(events[0]) == {"e", "E", "s", "k"} and events[0]["e"] == "kline" and events[0]["s"] == "BTCUSDT"
+        assert set(events[0]["k"]) == set("tTsifLochlvnxqVQB")
+        closing = [e for e in events if e["k"]["x"]]
+        assert len(closing) == 2  # 2 updates + 1 close per candle: two closes in six events
+        first_close = events.index(closing[0])
+        before = events[max(0, first_close - 2) : first_close]
+        assert all(not e["k"]["x"] and e["k"]["t"] == closing[0]["k"]["t"] for e in before)
+        assert all(e["E"] <= closing[0]["E"] for e in before)
+        assert closing[0]["E"] > closing[0]["k"]["T"]  # sent once the candle is over
+        async with session.get(f"{sim.rest_url}/api/v3/klines", params={
+            "symbol": "BTCUSDT", "interval": "5m", "startTime": closing[0]["k"]["t"], "limit": 1}) as response:
+            rest_row = (await response.json())[0]
+        candle, closed = candle_from_ws(closing[0])
+        assert closed and candle_to_rest(candle) == rest_row
+        assert candle.model_copy(update={"first_trade_id": None, "last_trade_id": None}) == candle_from_rest(
+            rest_row, "BTCUSDT", "5m")
+
+
+async def test_combined_stream_wraps_events_of_several_symbols(market: Market) -> None:
+    async with BinanceSim(market, speed=SPEED, start_ms=market.start_ms + 4 * DAY) as sim, \
+            aiohttp.ClientSession() as session:
+        url = f"{sim.ws_url}/stream?streams=btcusdt@kline_5m/ethusdt@kline_5m"
+        async with session.ws_connect(url) as ws:
+            events = [await receive(ws) for _ in range(6)]
+    assert {e["stream"] for e in events} == {"btcusdt@kline_5m", "ethusdt@kline_5m"}
+    assert all(e["data"]["s"] == e["stream"].split("@")[0].upper() for e in events)
+
+
+async def test_unknown_streams_are_refused(market: Market) -> None:
+    async with BinanceSim(market, speed=0) as sim, aiohttp.ClientSession() as session:
+        for path in ("/ws/nopeusdt@kline_5m", "/ws/btcusdt@kline_1m", "/stream?streams="):
+            async with session.get(sim.rest_url + path) as response:
+                assert response.status == 400, path
+
+
+async def test_drop_connections_cuts_every_socket(market: Market) -> None:
+    async with BinanceSim(market, speed=SPEED, start_ms=market.start_ms + 4 * DAY) as sim, \
+            aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as a, \
+                session.ws_connect(f"{sim.ws_url}/ws/ethusdt@kline_5m") as b:
+            await receive(a)
+            await receive(b)
+            async with session.post(f"{sim.rest_url}/_sim/drop-connections") as response:
+                assert (await response.json())["dropped"] == 2
+            for ws in (a, b):
+                while (msg := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+                    pass
+                assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
+
+
+async def test_malformed_event_comes_before_the_real_closing_one(market: Market) -> None:
+    async with BinanceSim(market, speed=SPEED, start_ms=market.start_ms + 4 * DAY) as sim, \
+            aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as ws:
+            await receive(ws)
+            sim.inject_malformed("high_low")
+            while not (event := await receive(ws))["k"]["x"]:
+                pass
+            real = await receive(ws)
+    assert float(event["k"]["h"]) < float(event["k"]["l"])
+    assert real["k"]["x"] and real["k"]["t"] == event["k"]["t"] and float(real["k"]["h"]) >= float(real["k"]["l"])
+
+
+async def test_connections_are_closed_at_their_maximum_age(market: Market) -> None:
+    async with BinanceSim(market, speed=0, max_connection_age=0.3) as sim, aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as ws:
+            msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
