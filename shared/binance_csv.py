@@ -139,10 +139,7 @@ def parse_archive_csv(text: str, source: str = "<text>") -> pd.DataFrame:
                 name: np.asarray([r[i] for r in int_rows], dtype=np.int64)
                 for i, name in enumerate(("open_time", "close_time", "trades"))
             },
-            **{
-                name: np.asarray([r[i] for r in float_rows], dtype=np.float64)
-                for i, name in enumerate(FLOAT_COLUMNS)
-            },
+            **{name: np.asarray([r[i] for r in float_rows], dtype=np.float64) for i, name in enumerate(FLOAT_COLUMNS)},
         }
     )
     return frame.loc[:, list(COLUMNS)]

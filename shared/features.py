@@ -101,7 +101,7 @@ def compute_features(candles: pd.DataFrame) -> np.ndarray:
     taker_share = np.where(volume > 0, taker / np.where(volume > 0, volume, 1.0), 0.5) - 0.5
     range_ratio = np.log1p(bar_range / (_rolling_mean(bar_range, _ROLL) + tiny))
     volatility = np.log(np.sqrt(_rolling_mean(ret_close**2, _ROLL)) + 1e-5)
-    momentum = np.log(c / _shift(c, _MOMENTUM)) if len(c) > _MOMENTUM else np.log(c / c[0])
+    momentum = np.log(c / _shift(c, _MOMENTUM))
     sma_deviation = np.log(c / _rolling_mean(c, _ROLL))
     day_phase = 2 * np.pi * (open_time % _DAY_MS) / _DAY_MS
     # 1970-01-01 was a Thursday; +3 makes Monday 0.
