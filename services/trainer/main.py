@@ -4,24 +4,60 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+from concurrent.futures import Executor
 
+from services.trainer.handlers import SERVICE, register
+from services.trainer.runner import Trainer
+from services.trainer.scheduler import TrainingScheduler
+from services.trainer.triggers import Triggers
+from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings, get_settings
+from shared.db import create_pool
+from shared.model.training import TrainConfig
 from shared.runtime import make_broker, run_until_signalled, start_metrics
 
 log = logging.getLogger(__name__)
 
-SERVICE = "trainer"
 
-
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    config: TrainConfig | None = None,
+    executor: Executor | None = None,
+    bootstrap_period: float = 30.0,
+) -> None:
+    """Run until `stop` is set. Tests pass a tiny `config` and a shared, already warm `executor`."""
+    pool = await create_pool(settings.database)
     broker = make_broker(settings, SERVICE)
-    await broker.start()
-    log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
+    own_executor = make_executor() if executor is None else None
+    trainer = Trainer(settings, pool, broker, executor or own_executor, config)  # type: ignore[arg-type]
+    scheduler = TrainingScheduler(trainer.run)
+    triggers = Triggers(settings, pool, scheduler)
+    register(broker, settings, triggers)
+    bootstrap = None
     try:
+        for symbol in settings.symbols:  # before any trigger can start a run for the symbol
+            await trainer.ensure_series(symbol)
+        await broker.start()
+        log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
+        resumed = await triggers.recover()
+        if resumed:
+            log.warning("resuming interrupted training of %s", ", ".join(resumed))
+        bootstrap = asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap")
         await stop.wait()
     finally:
+        if bootstrap is not None:
+            bootstrap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bootstrap
+        await scheduler.close()
         await broker.stop()
+        if own_executor is not None:
+            shutdown_executor(own_executor)
+        await pool.close()
 
 
 def run(args: argparse.Namespace) -> int:

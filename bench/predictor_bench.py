@@ -1,0 +1,311 @@
+"""Predictor benchmark: live candle-to-prediction latency, and replay throughput.
+
+    .venv/bin/python -m bench.predictor_bench                    # ../shared/data when present, else generated
+    .venv/bin/python -m bench.predictor_bench --live-seconds 120 --batch 1000
+
+The champion has the default architecture (window 60, 32 units; one epoch of training: its
+weights do not change its speed). The predictor runs as its own process (`candlecast
+predictor`, as `candlecast up` starts it) on the local Kafka and Postgres, in a database and
+topics of its own (removed afterwards).
+
+1. Live: the stand-in at 600x (a 5m candle every 0.5 s) and the ingestor (in this process).
+   For each live candle, the real time from its close on the stand-in's clock to the Kafka
+   timestamp of its candle record (the ingestor's part) and of its `Prediction` record (the
+   whole path); the difference is the predictor's part.
+2. Replay: 90 days of candles (25,920) already in `candles`, a predictor starting with a new
+   consumer group (a backfill, a replay, a restart after a long stop): candles per second from
+   its first committed batch to the last.
+
+Prints a table and writes `bench/results/predictor.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pandas as pd
+from aiokafka.admin import AIOKafkaAdminClient
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from services.ingestor.binance import Backoff
+from services.ingestor.importer import publish_candles
+from services.ingestor.ingest import IngestOptions
+from services.ingestor.main import serve as ingestor_serve
+from services.predictor.handlers import group_id
+from services.sim import BinanceSim, Market
+from services.sim.market import Series
+from shared import topics
+from shared.binance_csv import frame_to_candles, read_archive_csvs
+from shared.config import PROJECT_ROOT, Settings
+from shared.db.migrate import ensure_database, migrate
+from shared.model.synthetic import synthetic_candles
+from shared.model.training import TrainConfig
+from shared.runtime import make_broker
+from tests.services.predictor.support import committed, free_port, make_champion, read_topic, start_predictor
+
+RESULTS = Path(__file__).resolve().parent / "results" / "predictor.json"
+DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"
+SYMBOL, INTERVAL, STEP = "BTCUSDT", "5m", 300_000
+DAYS_90 = 90 * 288
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": round(statistics.median(ordered), 1), "p90": round(pick(0.9), 1), "p99": round(pick(0.99), 1),
+            "max": round(ordered[-1], 1)}
+
+
+async def _fresh(base: Settings, name: str, model_dir: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    url = base.database.rsplit("/", 1)[0] + f"/bench_{name}_{tag}"
+    settings = base.model_copy(update={"database_url": url, "topic_prefix": f"bench-{name}-{tag}-",
+                                       "model_dir": model_dir, "symbols": [SYMBOL], "interval": INTERVAL})
+    await ensure_database(url)
+    await migrate(url, settings.readonly_password)
+    await topics.ensure_topics(settings)
+    return settings
+
+
+async def _drop(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        await admin.delete_topics([settings.topic(t) for t in topics.ALL_TOPICS])
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(settings.database.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+async def _scrape(port: int) -> dict[str, float]:
+    """Mean of the predictor's own histograms (in ms) from its /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("candlecast_") and ("_sum " in line or "_count " in line):
+            name, value = line.split(" ")
+            values[name] = float(value)
+    result = {}
+    for metric in ("candlecast_candle_to_prediction_seconds", "candlecast_inference_seconds"):
+        count = values.get(f"{metric}_count", 0.0)
+        if count:
+            result[f"{metric}_mean_ms"] = round(values[f"{metric}_sum"] / count * 1000, 3)
+            result[f"{metric}_count"] = count
+    return result
+
+
+def train_champion(candles: pd.DataFrame, model_dir: Path, epochs: int) -> tuple[Path, float]:
+    from shared.model.artifacts import save_model
+    from shared.model.training import train_model
+
+    started = time.perf_counter()
+    result = train_model(candles, TrainConfig(epochs=epochs))
+    return save_model(result, model_dir, SYMBOL, INTERVAL), time.perf_counter() - started
+
+
+async def bench_live(base: Settings, market: Market, model: Path, seconds: float, speed: float,
+                     logs: Path) -> dict[str, Any]:
+    settings = await _fresh(base, "plive", model.parent)
+    try:
+        conn = await asyncpg.connect(settings.database)
+        try:
+            await make_champion(conn, model)
+        finally:
+            await conn.close()
+        async with BinanceSim(market, speed=speed) as sim:
+            s = settings.model_copy(update={"binance_rest_url": sim.rest_url, "binance_ws_url": sim.ws_url,
+                                            "backfill_days": 1})
+            stop = asyncio.Event()
+            ingestor = asyncio.create_task(ingestor_serve(s, stop, options=IngestOptions(backoff=Backoff(0.1, 1.0))))
+            port = free_port()
+            predictor = start_predictor(s, logs / "predictor-live.log", metrics_port=port)
+            try:
+                await _until(lambda: _committed(s, 288), 120, "the backfill through the predictor")
+                live_from = sim.clock.now_ms() + 5 * STEP  # a few candles for everything to settle
+                await asyncio.sleep(seconds)
+                own = await _scrape(port)
+            finally:
+                _stop(predictor)
+                stop.set()
+                await ingestor
+            closes = {}
+            for record in await read_topic(s, topics.CANDLES):
+                body = json.loads(record.value)
+                if body["close_time"] + 1 > live_from:
+                    closed = sim.clock.wall_time_of(body["close_time"] + 1)
+                    closes[body["open_time"]] = (closed, record.timestamp / 1000)
+            total, ingest, predict = [], [], []
+            for record in await read_topic(s, topics.PREDICTIONS):
+                body = json.loads(record.value)
+                if "target_time" in body and body["base_time"] in closes:
+                    closed, recorded = closes[body["base_time"]]
+                    total.append((record.timestamp / 1000 - closed) * 1000)
+                    ingest.append((recorded - closed) * 1000)
+                    predict.append((record.timestamp / 1000 - recorded) * 1000)
+        return {
+            "speed": speed,
+            "live_candles": len(total),
+            "close_to_prediction_ms": _percentiles(total),
+            "close_to_candle_record_ms": _percentiles(ingest),
+            "candle_record_to_prediction_ms": _percentiles(predict),
+            "predictor_metrics": own,
+        }
+    finally:
+        await _drop(settings)
+
+
+async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch: int, logs: Path) -> dict[str, Any]:
+    settings = await _fresh(base, "preplay", model.parent)
+    try:
+        conn = await asyncpg.connect(settings.database)
+        try:
+            await make_champion(conn, model)
+        finally:
+            await conn.close()
+        events = frame_to_candles(candles, SYMBOL, INTERVAL)
+        broker = make_broker(settings, "bench")
+        await broker.start()
+        try:
+            await publish_candles(broker, settings, events)
+        finally:
+            await broker.stop()
+        n = len(events)
+        started = time.perf_counter()
+        predictor = start_predictor(settings, logs / "predictor-replay.log", batch_size=batch)
+        try:
+            first_at, first_count = None, 0
+            while True:
+                count = await committed(settings, group_id(settings), topics.CANDLES)
+                now = time.perf_counter()
+                if count and first_at is None:
+                    first_at, first_count = now, count
+                if count >= n:
+                    break
+                if now - started > 900:
+                    raise TimeoutError(f"only {count} of {n} candles after 900 s")
+                await asyncio.sleep(0.05)
+        finally:
+            _stop(predictor)
+        conn = await asyncpg.connect(settings.database)
+        try:
+            rows = await conn.fetchval("SELECT count(*) FROM futures")
+            filled = await conn.fetchval("SELECT count(*) FROM futures WHERE real_close IS NOT NULL")
+        finally:
+            await conn.close()
+        assert first_at is not None
+        steady = (n - first_count) / (now - first_at)
+        return {
+            "candles": n,
+            "batch_size": batch,
+            "futures_rows": rows,
+            "filled_rows": filled,
+            "start_to_done_s": round(now - started, 2),
+            "first_batch_to_done_s": round(now - first_at, 2),
+            "candles_per_s": round(steady),
+            "candles_per_s_with_startup": round(n / (now - started)),
+        }
+    finally:
+        await _drop(settings)
+
+
+async def _committed(settings: Settings, n: int) -> bool:
+    return await committed(settings, group_id(settings), topics.CANDLES) >= n
+
+
+async def _until(check: Any, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def _load(data: Path | None) -> tuple[pd.DataFrame, str]:
+    if data is not None and any(data.glob(f"{SYMBOL}-{INTERVAL}-*.csv")):
+        files = sorted(data.glob(f"{SYMBOL}-{INTERVAL}-*.csv"))
+        return read_archive_csvs(files), f"{len(files)} archive files in {data}"
+    return synthetic_candles(200 * 288, phi=0.1, seed=1), "generated candles (no archive folder found)"
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    base = Settings()
+    frame, source = _load(args.data)
+    last_90 = frame.iloc[-DAYS_90:].reset_index(drop=True)
+    workdir = Path(tempfile.mkdtemp(prefix="predictor-bench-"))
+    model, train_s = await asyncio.to_thread(train_champion, last_90, workdir / "models", args.epochs)
+    result: dict[str, Any] = {"source": source, "model": {"version": model.name, "window": 60, "units": 32,
+                                                          "train_s": round(train_s, 1)}}
+    result["replay"] = await bench_replay(base, last_90, model, args.batch, workdir)
+    market = Market([Series.from_frame(SYMBOL, INTERVAL, frame)])
+    result["live"] = await bench_live(base, market, model, args.live_seconds, args.speed, workdir)
+    result["logs"] = str(workdir)
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    live, replay = result["live"], result["replay"]
+    own = live["predictor_metrics"]
+    fmt = "{p50} / {p90} / {p99} / {max} ms"
+    rows = [
+        ("source", result["source"]),
+        ("model", f"{result['model']['version']} (window 60, 32 units; trained in {result['model']['train_s']} s)"),
+        (f"live at {live['speed']:g}x: candles measured", str(live["live_candles"])),
+        ("live: close -> Prediction published (p50/p90/p99/max)", fmt.format(**live["close_to_prediction_ms"])),
+        ("live:   of which close -> candle record (ingestor)", fmt.format(**live["close_to_candle_record_ms"])),
+        ("live:   of which candle record -> Prediction (predictor)",
+         fmt.format(**live["candle_record_to_prediction_ms"])),
+        ("live: predictor's own inference time (mean)",
+         f"{own.get('candlecast_inference_seconds_mean_ms', 'n/a')} ms per candle"),
+        ("replay: candles through the predictor", f"{replay['candles']:,} (batches of {replay['batch_size']})"),
+        ("replay: futures rows / filled", f"{replay['futures_rows']:,} / {replay['filled_rows']:,}"),
+        ("replay: throughput", f"{replay['candles_per_s']:,} candles/s ({replay['first_batch_to_done_s']} s; "
+                               f"{replay['candles_per_s_with_startup']:,}/s with the process start-up)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)
+    parser.add_argument("--live-seconds", type=float, default=60.0)
+    parser.add_argument("--speed", type=float, default=600.0)
+    parser.add_argument("--batch", type=int, default=1000, help="the predictor's batch size (max records)")
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args))
+    print_table(result)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""The predictor's SQL: `futures` rows (predicted, then filled) and `drift_events`.
+
+The first prediction for a time wins: a replayed candle, or a new model replaying old
+candles, must not rewrite a prediction that was made before its target was known (that would be
+look-ahead dressed up as a forecast). Filling is first-wins too. Both statements return the
+stored rows, so events are published from what the database holds, and replays re-publish the
+same values (at-least-once, never different).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import asyncpg
+import numpy as np
+import pandas as pd
+
+from services.predictor.rolling import Drift, FilledRow
+from shared.events import Prediction, RealClose
+from shared.model.forecast import NextCandle
+
+Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+_FUTURE_COLUMNS = (
+    "time, base_time, pred_open, pred_high, pred_low, pred_close, pred_amplitude, p_up, base_close, "
+    "real_open, real_close, model_version, predicted_at"
+)
+
+
+async def insert_predictions(
+    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
+) -> list[asyncpg.Record]:
+    """Insert rows for predicted candles that have none yet; returns the rows inserted."""
+    if not predictions:
+        return []
+    return await db.fetch(
+        f"""INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
+                                pred_amplitude, p_up, base_close, model_version)
+           SELECT $1, $2, p.*, $12
+           FROM unnest($3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+                       $9::float8[], $10::float8[], $11::float8[]) AS p
+           ON CONFLICT (symbol, interval, time) DO NOTHING
+           RETURNING {_FUTURE_COLUMNS}""",
+        symbol,
+        interval,
+        [p.target_time for p in predictions],
+        [p.base_time for p in predictions],
+        [p.open for p in predictions],
+        [p.high for p in predictions],
+        [p.low for p in predictions],
+        [p.close for p in predictions],
+        [p.amplitude for p in predictions],
+        [min(1.0, max(0.0, p.p_up)) for p in predictions],
+        [p.base_close for p in predictions],
+        model_version,
+    )
+
+
+async def stored_predictions(db: Db, symbol: str, interval: str, times: Sequence[int]) -> list[asyncpg.Record]:
+    """The stored rows for these target times, oldest first."""
+    return await db.fetch(
+        f"SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2 AND time = ANY($3::bigint[]) "
+        "ORDER BY time",
+        symbol,
+        interval,
+        list(times),
+    )
+
+
+async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> list[asyncpg.Record]:
+    """Write the real candle into the rows that predicted it (once); returns those rows, oldest first.
+
+    `time = ANY(...)` repeats the join key so that the primary key is used whatever plan the
+    prepared statement gets (a generic plan does not know the array holds one element).
+    """
+    if candles.empty:
+        return []
+    rows = await db.fetch(
+        f"""UPDATE futures f SET
+               real_open = COALESCE(f.real_open, c.open),
+               real_high = COALESCE(f.real_high, c.high),
+               real_low = COALESCE(f.real_low, c.low),
+               real_close = COALESCE(f.real_close, c.close),
+               err_close = COALESCE(f.err_close, c.close - f.pred_close),
+               filled_at = COALESCE(f.filled_at, now())
+           FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
+                AS c(time, open, high, low, close)
+           WHERE f.symbol = $1 AND f.interval = $2 AND f.time = ANY($3::bigint[]) AND f.time = c.time
+           RETURNING {", ".join("f." + c.strip() for c in _FUTURE_COLUMNS.split(","))}""",
+        symbol,
+        interval,
+        candles["open_time"].to_numpy(np.int64).tolist(),
+        candles["open"].tolist(),
+        candles["high"].tolist(),
+        candles["low"].tolist(),
+        candles["close"].tolist(),
+    )
+    return sorted(rows, key=lambda r: r["time"])
+
+
+async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[FilledRow]:
+    """The last `count` filled rows, oldest first: the rolling window after a restart."""
+    rows = await db.fetch(
+        f"SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2 AND real_close IS NOT NULL "
+        "ORDER BY time DESC LIMIT $3",
+        symbol,
+        interval,
+        count,
+    )
+    return [filled_row(r) for r in reversed(rows)]
+
+
+async def insert_drift(db: Db, symbol: str, interval: str, drift: Drift, window: int) -> None:
+    await db.execute(
+        """INSERT INTO drift_events (symbol, interval, window_size, mape, persistence_mape, threshold, reason,
+                                     model_version, candle_time)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        symbol,
+        interval,
+        window,
+        drift.stats.mape,
+        drift.stats.persistence_mape,
+        drift.threshold,
+        drift.reason,
+        drift.model_version,
+        drift.candle_time,
+    )
+
+
+async def last_drift_time(db: Db, symbol: str, interval: str) -> int | None:
+    """Candle time of the last drift declared, for the cool-down after a restart."""
+    value = await db.fetchval(
+        "SELECT max(candle_time) FROM drift_events WHERE symbol = $1 AND interval = $2", symbol, interval
+    )
+    return None if value is None else int(value)
+
+
+def filled_row(row: asyncpg.Record) -> FilledRow:
+    return FilledRow(
+        time=row["time"],
+        model_version=row["model_version"],
+        pred_close=row["pred_close"],
+        real_open=row["real_open"],
+        real_close=row["real_close"],
+        base_close=row["base_close"],
+        p_up=row["p_up"],
+    )
+
+
+def prediction_event(row: asyncpg.Record, symbol: str, interval: str) -> Prediction:
+    return Prediction(
+        symbol=symbol,
+        interval=interval,
+        base_time=row["base_time"],
+        target_time=row["time"],
+        open=row["pred_open"],
+        high=row["pred_high"],
+        low=row["pred_low"],
+        close=row["pred_close"],
+        amplitude=row["pred_amplitude"],
+        p_up=row["p_up"],
+        model_version=row["model_version"],
+        predicted_at=int(row["predicted_at"].timestamp() * 1000),
+    )
+
+
+def real_close_event(row: asyncpg.Record, symbol: str, interval: str) -> RealClose:
+    return RealClose(
+        symbol=symbol,
+        interval=interval,
+        time=row["time"],
+        pred_close=row["pred_close"],
+        real_close=row["real_close"],
+        err_close=row["real_close"] - row["pred_close"],
+        model_version=row["model_version"],
+    )

@@ -1,0 +1,211 @@
+"""The trainer's heavy work, run in a worker process: train, compare, rebuild the series.
+
+Everything here is plain blocking code on plain data (frames in, dataclasses out), because it
+runs in a separate process: TensorFlow holds the GIL for long stretches, and a consumer whose
+event loop stalls misses its heartbeats and is thrown out of its group.
+
+The comparison with the champion uses the most recent rows that *neither* model trained on:
+from the later of the two test-part starts on. The champion was trained earlier, so those are
+the candidate's own test rows, but a champion trained on later data than the candidate's test
+part would otherwise be judged on its own training rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.model.dataset import SampleSet, temporal_split, valid_end_indices
+from shared.model.evaluation import common_end_indices, evaluate
+from shared.model.inference import LoadedModel
+from shared.model.metrics import finite_metrics
+from shared.model.training import TrainConfig
+
+log = logging.getLogger(__name__)
+
+SERIES_CHUNK = 4096  # windows per forward pass: bounds memory for a year of 5m candles
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    symbol: str
+    interval: str
+    candles: pd.DataFrame
+    config: TrainConfig
+    model_dir: Path
+    champion_version: str | None = None
+    champion_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate, champion (if any) and baselines on the same rows."""
+
+    rows: int
+    since_ms: int | None
+    candidate: dict[str, float]
+    champion: dict[str, float] | None
+    baselines: dict[str, dict[str, float]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    version: str
+    artifact_path: str
+    data_start: int
+    data_end: int
+    test_start: int | None
+    comparison: Comparison
+    #: Open time of the last predicted candle of the training and validation parts.
+    train_until: int | None
+    validation_until: int | None
+    train_seconds: float
+    best_epoch: int
+    alarms: list[str] = field(default_factory=list)
+
+
+def worker_init() -> None:
+    """Worker process set-up: TensorFlow quiet, logs like the parent's."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+
+
+def train_candidate(job: TrainJob) -> TrainOutcome:
+    from shared.model.artifacts import save_model
+    from shared.model.training import train_model
+
+    result = train_model(job.candles, job.config)
+    path = save_model(result, job.model_dir, job.symbol, job.interval)
+    champion, note = _load_champion(job)
+    comparison = compare(result.model, champion, job.candles, result.test_start, note)
+    train_until, validation_until = split_times(job.candles, job.config)
+    return TrainOutcome(
+        version=path.name,
+        artifact_path=str(path),
+        data_start=result.data_start,
+        data_end=result.data_end,
+        test_start=result.test_start,
+        comparison=comparison,
+        train_until=train_until,
+        validation_until=validation_until,
+        train_seconds=result.train_seconds,
+        best_epoch=result.best_epoch,
+        alarms=list(result.alarms),
+    )
+
+
+def _load_champion(job: TrainJob) -> tuple[LoadedModel | None, str]:
+    if job.champion_path is None:
+        return None, ""
+    from shared.model.artifacts import load_model
+
+    try:
+        return load_model(job.champion_path), ""
+    except Exception as exc:  # a champion we cannot run cannot be compared with: say so, go on
+        log.error("champion %s cannot be loaded: %s", job.champion_version, exc)
+        return None, f"champion {job.champion_version} could not be loaded ({exc})"
+
+
+def compare(
+    candidate: LoadedModel, champion: LoadedModel | None, candles: pd.DataFrame, test_start: int | None, note: str = ""
+) -> Comparison:
+    since = test_start
+    champion_start = champion.metadata.get("test_start") if champion is not None else None
+    if since is not None and champion_start is not None:
+        since = max(since, int(champion_start))
+    models = [candidate] if champion is None else [candidate, champion]
+    ends = common_end_indices(candles, models, since) if since is not None else np.zeros(0, np.int64)
+    if len(ends) == 0 and test_start is not None and since != test_start:
+        note = (note + "; " if note else "") + "the champion trained on all of the candidate's test rows"
+        since = test_start
+        ends = common_end_indices(candles, models, since)
+    if len(ends) == 0:
+        return Comparison(0, since, {}, None, {}, note or "no rows to compare on")
+    mine = evaluate(candidate, candles, end_indices=ends)
+    theirs = evaluate(champion, candles, end_indices=ends).model_metrics if champion is not None else None
+    return Comparison(
+        rows=len(ends),
+        since_ms=since,
+        candidate=finite_metrics(mine.model_metrics),
+        champion=finite_metrics(theirs) if theirs is not None else None,
+        baselines={name: finite_metrics(m) for name, m in mine.baseline_metrics.items()},
+        note=note,
+    )
+
+
+def split_times(candles: pd.DataFrame, config: TrainConfig) -> tuple[int | None, int | None]:
+    """Where training and validation ended, as `train_model` split the same candles."""
+    samples = SampleSet.build(candles, config.window, config.interval_ms)
+    split = temporal_split(samples.end_indices, config.window, config.split, config.test_rows)
+    times = samples.open_times
+    train_until = int(times[split.train[-1] + 1]) if len(split.train) else None
+    validation_until = int(times[split.validation[-1] + 1]) if len(split.validation) else train_until
+    return train_until, validation_until
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    candles: pd.DataFrame
+    artifact_path: str
+    data_start: int
+    train_until: int | None
+    validation_until: int | None
+    data_end: int
+
+
+@dataclass(frozen=True)
+class SeriesRows:
+    time: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    amplitude: np.ndarray
+    p_up: np.ndarray
+    split: list[str]
+
+    def records(self) -> list[tuple[Any, ...]]:
+        return [
+            (int(self.time[i]), float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i]),
+             float(self.amplitude[i]), float(min(1.0, max(0.0, self.p_up[i]))), self.split[i])
+            for i in range(len(self.time))
+        ]
+
+
+def rebuild_series(job: SeriesJob) -> SeriesRows:
+    """The model's prediction of every stored candle that has a full history, with its split.
+
+    `train`/`validation`: the model was fitted (or early-stopped) on that candle; `test`: it was
+    not, including candles older than its training data; `live`: candles after its training data.
+    """
+    from shared.model.artifacts import load_model
+
+    model = load_model(job.artifact_path)
+    times = job.candles["open_time"].to_numpy(np.int64)
+    ends = valid_end_indices(times, model.interval_ms, model.window, with_target=False)
+    parts = [model.forecast(job.candles, ends[i : i + SERIES_CHUNK]) for i in range(0, len(ends), SERIES_CHUNK)]
+    targets = times[ends] + model.interval_ms
+    train_until = job.train_until if job.train_until is not None else job.data_start - 1
+    validation_until = job.validation_until if job.validation_until is not None else train_until
+    split = np.select(
+        [targets < job.data_start, targets <= train_until, targets <= validation_until, targets <= job.data_end],
+        ["test", "train", "validation", "test"],
+        default="live",
+    )
+    return SeriesRows(
+        time=targets,
+        open=np.concatenate([p.open for p in parts]) if parts else np.zeros(0),
+        high=np.concatenate([p.high for p in parts]) if parts else np.zeros(0),
+        low=np.concatenate([p.low for p in parts]) if parts else np.zeros(0),
+        close=np.concatenate([p.close for p in parts]) if parts else np.zeros(0),
+        amplitude=np.concatenate([p.amplitude for p in parts]) if parts else np.zeros(0),
+        p_up=np.concatenate([p.p_up for p in parts]) if parts else np.zeros(0),
+        split=[str(s) for s in split],
+    )

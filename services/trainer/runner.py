@@ -1,0 +1,218 @@
+"""One training run: load the last D days, train in the worker, compare, promote or reject.
+
+Every run writes a `job_logs` row (running, then success, rejected or failed, with the numbers
+in its message) and, once a model exists, a `models` row. A promotion is published as
+`ModelPromoted`, and then the champion's series over the stored history is rebuilt (its own
+`job_logs` row), so charts show real against predicted straight away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import asyncpg
+import pandas as pd
+from faststream.kafka import KafkaBroker
+
+from services.trainer import store
+from services.trainer.jobs import SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidate
+from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
+from shared import models_registry as registry
+from shared import topics
+from shared.candle_store import candle_span, load_candles
+from shared.config import Settings
+from shared.events import ModelPromoted
+from shared.model.training import TrainConfig
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+#: Metrics shown per model on /metrics and carried by `ModelPromoted`.
+SCORES = ("close_mae", "close_mape", "skill", "direction_accuracy")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    message: str
+
+
+def judge(outcome: TrainOutcome, champion: str | None) -> Verdict:
+    """Promote if there is no champion, or if the candidate's close MAE is lower on the same rows."""
+    c = outcome.comparison
+    mine = c.candidate.get("close_mae")
+    theirs = (c.champion or {}).get("close_mae")
+    baselines = ", ".join(f"{name} {m['close_mae']:.4f}" for name, m in c.baselines.items() if "close_mae" in m)
+    rows = f"on {c.rows} rows from {c.since_ms}" if c.rows else "without comparable rows"
+    note = f" ({c.note})" if c.note else ""
+    if champion is None or theirs is None:
+        verdict = "promoted (no champion to beat)" if champion is None else "promoted (champion not comparable)"
+        score = f"close MAE {mine:.4f}" if mine is not None else "no test metrics"
+        return Verdict(True, f"{outcome.version} {verdict}: {score} {rows}; baselines: {baselines}{note}")
+    if mine is None:
+        return Verdict(False, f"{outcome.version} rejected: no metrics {rows}; champion {champion} stays{note}")
+    better = mine < theirs
+    head = f"{outcome.version} {'promoted' if better else 'rejected'}"
+    tail = "" if better else f"; champion {champion} stays"
+    return Verdict(
+        better,
+        f"{head}: close MAE {mine:.4f} vs champion {champion} {theirs:.4f} {rows}; baselines: {baselines}{tail}{note}",
+    )
+
+
+class Trainer:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        broker: KafkaBroker,
+        executor: Executor,
+        config: TrainConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.executor = executor
+        unknown = set(settings.train_config) - set(TrainConfig.__dataclass_fields__)
+        if unknown:  # a typo must not train with defaults silently
+            raise ValueError(f"CANDLECAST_TRAIN_CONFIG: unknown TrainConfig fields {sorted(unknown)}")
+        self.config = config or TrainConfig.from_dict(
+            {"window": settings.window, "interval_ms": settings.interval_ms, **settings.train_config}
+        )
+        self._scored: dict[str, set[str]] = {}
+
+    async def run(self, symbol: str, reasons: Sequence[str]) -> str:
+        """One run for `symbol`; returns its `job_logs` status."""
+        interval = self.settings.interval
+        why = "reasons: " + "; ".join(reasons)
+        job_id = await store.start_job(self.pool, store.TRAIN, symbol, interval, why)
+        log.info("training %s %s (%s)", symbol, interval, "; ".join(reasons))
+        started = time.perf_counter()
+        try:
+            champion = await registry.get_champion(self.pool, symbol, interval)
+            candles = await self._training_candles(symbol)
+            job = TrainJob(symbol, interval, candles, self.config, self.settings.model_dir,
+                           champion.version if champion else None, champion.artifact_path if champion else None)
+            outcome = await asyncio.get_running_loop().run_in_executor(self.executor, train_candidate, job)
+        except asyncio.CancelledError:
+            await store.finish_job(self.pool, job_id, "failed", f"interrupted: the trainer stopped; {why}")
+            raise
+        except Exception as exc:
+            await store.finish_job(self.pool, job_id, "failed", f"{type(exc).__name__}: {exc}; {why}")
+            log.error("training %s failed: %s", symbol, exc)
+            return "failed"
+        finally:
+            TRAINING_SECONDS.observe(time.perf_counter() - started)
+
+        verdict = judge(outcome, champion.version if champion else None)
+        await self._record(symbol, outcome)
+        if verdict.promote:
+            champion_now = await registry.promote(self.pool, outcome.version)
+            await store.finish_job(self.pool, job_id, "success", f"{verdict.message}; {why}", outcome.version)
+            await self._announce(symbol, outcome)
+            PROMOTIONS.labels(symbol).inc()
+            log.info(verdict.message)
+            self._score(symbol, outcome, keep={outcome.version})
+            await self.rebuild(champion_now)
+            return "success"
+        await registry.reject(self.pool, outcome.version)
+        await store.finish_job(self.pool, job_id, "rejected", f"{verdict.message}; {why}", outcome.version)
+        REJECTED.labels(symbol).inc()
+        log.warning(verdict.message)
+        self._score(symbol, outcome, keep={outcome.version, champion.version} if champion else {outcome.version})
+        return "rejected"
+
+    async def _training_candles(self, symbol: str) -> pd.DataFrame:
+        interval = self.settings.interval
+        _, _, last = await candle_span(self.pool, symbol, interval)
+        if last is None:
+            raise ValueError(f"no {symbol} {interval} candles stored")
+        since = last - self.settings.train_days * DAY_MS + self.settings.interval_ms
+        return await load_candles(self.pool, symbol, interval, since_ms=since)
+
+    async def _record(self, symbol: str, outcome: TrainOutcome) -> None:
+        c = outcome.comparison
+        metrics = dict(c.candidate)
+        metrics.update({"compared_rows": float(c.rows), "train_seconds": outcome.train_seconds,
+                        "best_epoch": float(outcome.best_epoch)})
+        if c.since_ms is not None:
+            metrics["compared_since"] = float(c.since_ms)
+        for name in ("train_until", "validation_until"):  # the series' split labels, for a later rebuild
+            value = getattr(outcome, name)
+            if value is not None:
+                metrics[name] = float(value)
+        for name, value in (c.champion or {}).items():
+            metrics[f"champion_{name}"] = value
+        await registry.insert_candidate(
+            self.pool,
+            registry.ModelRecord(
+                version=outcome.version, symbol=symbol, interval=self.settings.interval,
+                artifact_path=outcome.artifact_path, metrics=metrics, baseline_metrics=c.baselines,
+                data_start=outcome.data_start, data_end=outcome.data_end, test_start=outcome.test_start,
+            ),
+        )
+
+    async def _announce(self, symbol: str, outcome: TrainOutcome) -> None:
+        event = ModelPromoted(
+            symbol=symbol,
+            interval=self.settings.interval,
+            version=outcome.version,
+            artifact_path=outcome.artifact_path,
+            metrics={k: v for k, v in outcome.comparison.candidate.items() if k in SCORES},
+        )
+        await self.broker.publish(event, self.settings.topic(topics.MODELS), key=topics.symbol_key(symbol))
+
+    def _score(self, symbol: str, outcome: TrainOutcome, keep: set[str]) -> None:
+        """Gauges of the latest candidate (and the champion); older versions' gauges are dropped."""
+        for name in SCORES:
+            if name in outcome.comparison.candidate:
+                MODEL_SCORE.labels(symbol, outcome.version, name).set(outcome.comparison.candidate[name])
+        scored = self._scored.setdefault(symbol, set())
+        scored.add(outcome.version)
+        for version in scored - keep:
+            for name in SCORES:
+                try:
+                    MODEL_SCORE.remove(symbol, version, name)
+                except KeyError:
+                    pass
+        self._scored[symbol] = scored & keep
+
+    async def ensure_series(self, symbol: str) -> bool:
+        """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop)."""
+        champion = await registry.get_champion(self.pool, symbol, self.settings.interval)
+        if champion is None or await store.has_series(self.pool, symbol, self.settings.interval, champion.version):
+            return False
+        log.info("the series of %s is missing; rebuilding it", champion.version)
+        await self.rebuild(champion)
+        return True
+
+    async def rebuild(self, model: registry.ModelRecord) -> None:
+        """Predictions of the new champion for the stored history (the original `/series/rebuild`)."""
+        symbol, interval = model.symbol, model.interval
+        job_id = await store.start_job(self.pool, store.REBUILD_SERIES, symbol, interval, model.version)
+        try:
+            candles = await load_candles(self.pool, symbol, interval)
+            job = SeriesJob(candles, model.artifact_path, model.data_start or 0, _ms(model.metrics.get("train_until")),
+                            _ms(model.metrics.get("validation_until")), model.data_end or 0)
+            rows = await asyncio.get_running_loop().run_in_executor(self.executor, rebuild_series, job)
+            written = await store.write_series(self.pool, symbol, interval, model.version, rows)
+        except asyncio.CancelledError:
+            await store.finish_job(self.pool, job_id, "failed", "interrupted: the trainer stopped", model.version)
+            raise
+        except Exception as exc:
+            await store.finish_job(self.pool, job_id, "failed", f"{type(exc).__name__}: {exc}", model.version)
+            log.error("series rebuild for %s failed: %s", model.version, exc)
+            return
+        counts = {s: rows.split.count(s) for s in ("train", "validation", "test", "live")}
+        message = f"{written} predictions of {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        await store.finish_job(self.pool, job_id, "success", message, model.version)
+        log.info("series rebuilt: %s", message)
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else int(value)

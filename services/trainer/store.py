@@ -1,0 +1,82 @@
+"""The trainer's SQL: `job_logs` rows of its runs, and the `series` of the champion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeAlias
+
+import asyncpg
+
+from services.trainer.jobs import SeriesRows
+
+Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+TRAIN = "train"
+REBUILD_SERIES = "rebuild-series"
+
+_SERIES_COLUMNS = ("time", "pred_open", "pred_high", "pred_low", "pred_close", "pred_amplitude", "p_up", "split")
+
+
+async def start_job(db: Db, job_name: str, symbol: str, interval: str, message: str = "") -> int:
+    job_id = await db.fetchval(
+        "INSERT INTO job_logs (job_name, status, message, symbol, interval) VALUES ($1, 'running', $2, $3, $4) "
+        "RETURNING id",
+        job_name,
+        message,
+        symbol,
+        interval,
+    )
+    return int(job_id)
+
+
+async def finish_job(db: Db, job_id: int, status: str, message: str, model_version: str | None = None) -> None:
+    await db.execute(
+        "UPDATE job_logs SET status = $2, message = $3, model_version = COALESCE($4, model_version), "
+        "finished_at = now() WHERE id = $1",
+        job_id,
+        status,
+        message,
+        model_version,
+    )
+
+
+async def close_interrupted(db: Db, job_name: str) -> list[asyncpg.Record]:
+    """Mark runs left `running` by a trainer that died as failed; returns them."""
+    return await db.fetch(
+        "UPDATE job_logs SET status = 'failed', finished_at = now(), "
+        "message = message || CASE WHEN message = '' THEN '' ELSE '; ' END || 'interrupted: the trainer stopped' "
+        "WHERE job_name = $1 AND status = 'running' RETURNING id, symbol, interval",
+        job_name,
+    )
+
+
+async def last_run_started(db: Db, symbol: str, interval: str) -> datetime | None:
+    """When the latest training run of `symbol` started (whatever its outcome)."""
+    value = await db.fetchval(
+        "SELECT max(started_at) FROM job_logs WHERE job_name = $1 AND symbol = $2 AND interval = $3",
+        TRAIN,
+        symbol,
+        interval,
+    )
+    return value  # type: ignore[no-any-return]
+
+
+async def has_series(db: Db, symbol: str, interval: str, version: str) -> bool:
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM series WHERE symbol = $1 AND interval = $2 AND model_version = $3)",
+        symbol, interval, version,
+    ))
+
+
+async def write_series(db: Db, symbol: str, interval: str, version: str, rows: SeriesRows) -> int:
+    """Replace the stored series with `version`'s: charts show the champion against the real candles."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await write_series(conn, symbol, interval, version, rows)
+    records = [(symbol, interval, version, *r) for r in rows.records()]
+    async with db.transaction():
+        await db.execute("DELETE FROM series WHERE symbol = $1 AND interval = $2", symbol, interval)
+        await db.copy_records_to_table(
+            "series", records=records, columns=["symbol", "interval", "model_version", *_SERIES_COLUMNS]
+        )
+    return len(records)

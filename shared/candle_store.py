@@ -1,0 +1,72 @@
+"""Stored candles as the DataFrame the model takes (`shared.binance_csv.COLUMNS`), oldest first.
+
+For services that hold a pool: the predictor warms its buffer with the last candles and fills
+a missing history before a replayed batch; the trainer loads its training days. (The model
+CLI's `shared.model.sources.fetch_db_candles` opens its own connection for one-off runs.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import asyncpg
+import numpy as np
+import pandas as pd
+
+from shared.binance_csv import COLUMNS, INT_COLUMNS
+
+Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM candles WHERE symbol = $1 AND interval = $2"
+
+
+def records_to_frame(rows: Sequence[asyncpg.Record]) -> pd.DataFrame:
+    """Rows of `_SELECT` as a frame with integer times and trade counts."""
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS))
+    for name in INT_COLUMNS:
+        frame[name] = frame[name].astype(np.int64)
+    for name in COLUMNS:
+        if name not in INT_COLUMNS:
+            frame[name] = frame[name].astype(np.float64)
+    return frame
+
+
+async def load_candles(
+    db: Db, symbol: str, interval: str, *, since_ms: int | None = None, until_ms: int | None = None
+) -> pd.DataFrame:
+    """Candles with `since_ms <= open_time < until_ms` (either bound optional)."""
+    rows = await db.fetch(
+        _SELECT + " AND open_time >= $3 AND open_time < $4 ORDER BY open_time",
+        symbol,
+        interval,
+        since_ms if since_ms is not None else -(2**62),
+        until_ms if until_ms is not None else 2**62,
+    )
+    return records_to_frame(rows)
+
+
+async def load_last_candles(
+    db: Db, symbol: str, interval: str, count: int, *, before_ms: int | None = None
+) -> pd.DataFrame:
+    """The last `count` candles (opening before `before_ms`, if given), oldest first."""
+    rows = await db.fetch(
+        _SELECT + " AND open_time < $3 ORDER BY open_time DESC LIMIT $4",
+        symbol,
+        interval,
+        before_ms if before_ms is not None else 2**62,
+        count,
+    )
+    return records_to_frame(list(reversed(rows)))
+
+
+async def candle_span(db: Db, symbol: str, interval: str) -> tuple[int, int | None, int | None]:
+    """(count, first open time, last open time) of the stored candles."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, min(open_time) AS first, max(open_time) AS last FROM candles "
+        "WHERE symbol = $1 AND interval = $2",
+        symbol,
+        interval,
+    )
+    assert row is not None
+    return int(row["n"]), row["first"], row["last"]

@@ -1,0 +1,194 @@
+"""Helpers for the closed-loop tests (predictor, trainer, e2e): candles, tiny models, running services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pandas as pd
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.ingestor.store import upsert_candles
+from shared import topics
+from shared.binance_csv import frame_to_candles
+from shared.config import PROJECT_ROOT, Settings
+from shared.events import Candle, ModelPromoted
+from shared.model.synthetic import DEFAULT_START_MS, synthetic_candles
+from shared.model.training import TrainConfig
+from shared.models_registry import ModelRecord, insert_candidate, promote
+from shared.runtime import make_broker
+
+SYMBOL = "BTCUSDT"
+INTERVAL = "5m"
+STEP = 300_000
+#: A model that trains in seconds and beats persistence on `candle_frame` data (AR(1) returns):
+#: window 12 (+48 lookback = 60 candles of history), 8 units.
+TINY = TrainConfig(window=12, units=8, epochs=8, patience=3, batch_size=32, learning_rate=3e-3, seed=1)
+#: A model that learns nothing (one epoch at a learning rate of 1e-6): the worse candidate.
+BAD = TrainConfig(window=12, units=2, epochs=1, batch_size=128, learning_rate=1e-6, seed=1)
+#: The data `train_tiny` trains on.
+TRAIN_SEED, TRAIN_CANDLES = 99, 1500
+
+
+def candle_frame(n: int, *, seed: int = 0, start_ms: int = DEFAULT_START_MS, **kwargs: Any) -> pd.DataFrame:
+    """`n` AR(1) candles (learnable: a trained model beats persistence on them)."""
+    return synthetic_candles(n, seed=seed, start_ms=start_ms, **kwargs)
+
+
+def as_candles(frame: pd.DataFrame, symbol: str = SYMBOL) -> list[Candle]:
+    return frame_to_candles(frame, symbol, INTERVAL)
+
+
+def train_tiny(model_dir: Path, copies: int = 2) -> list[Path]:
+    """Train one tiny model and save it `copies` times: same weights, distinct versions."""
+    from shared.model.artifacts import save_model
+    from shared.model.training import train_model
+
+    result = train_model(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED), TINY)
+    return [save_model(result, model_dir, SYMBOL, INTERVAL) for _ in range(copies)]
+
+
+async def make_champion(db: asyncpg.Connection | asyncpg.Pool, path: Path, symbol: str = SYMBOL) -> str:
+    """Register a saved model and promote it; returns its version (the folder name)."""
+    meta = json.loads((path / "metadata.json").read_text())
+    record = ModelRecord(version=path.name, symbol=symbol, interval=INTERVAL, artifact_path=str(path),
+                         data_start=meta["data_start"], data_end=meta["data_end"], test_start=meta["test_start"])
+    await insert_candidate(db, record)
+    await promote(db, record.version)
+    return record.version
+
+
+async def announce(settings: Settings, version: str, path: Path, symbol: str = SYMBOL) -> None:
+    event = ModelPromoted(symbol=symbol, interval=INTERVAL, version=version, artifact_path=str(path))
+    await publish(settings, topics.MODELS, [event])
+
+
+async def store_candles(db: asyncpg.Connection, candles: Sequence[Candle]) -> None:
+    await upsert_candles(db, list(candles))
+
+
+async def publish(settings: Settings, topic: str, events: Sequence[Any], symbol: str = SYMBOL) -> None:
+    """Publish events (or raw bytes) to one of the test's topics, keyed by symbol."""
+    broker = make_broker(settings, "test")
+    await broker.start()
+    try:
+        pending = [await broker.publish(e, settings.topic(topic), key=topics.symbol_key(getattr(e, "symbol", symbol)),
+                                        no_confirm=True) for e in events]
+        await asyncio.gather(*pending)
+    finally:
+        await broker.stop()
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record now in one of the test's topics (all partitions)."""
+    name = settings.topic(topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([name])
+    finally:
+        await admin.close()
+    parts = [TopicPartition(name, p["partition"]) for t in described for p in t["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        # An explicit seek: `seek_to_beginning` right after assign() sometimes never fetches (aiokafka 0.14).
+        for tp, start in (await consumer.beginning_offsets(parts)).items():
+            consumer.seek(tp, start)
+        records: list[Any] = []
+        remaining = {tp for tp in parts if ends[tp] > 0}
+        deadline = asyncio.get_running_loop().time() + 30
+        while remaining and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, items in batch.items():
+                records.extend(items)
+                if items[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_json(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in await read_topic(settings, topic)]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, within: float = 60.0, task: asyncio.Task[Any] | None = None
+) -> None:
+    """Poll `check` until true; fail naming `what` after `within` seconds, or at once if `task` died."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await check():
+            return
+        if task is not None and task.done():
+            task.result()
+            raise AssertionError(f"the service stopped while waiting for {what}")
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+@asynccontextmanager
+async def running(serve: Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]], settings: Settings
+                  ) -> AsyncIterator[asyncio.Task[None]]:
+    """A service's `serve()` in a task, stopped as SIGTERM would stop it, re-raising its failure."""
+    stop = asyncio.Event()
+    task: asyncio.Task[None] = asyncio.create_task(serve(settings, stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def futures_rows(db: asyncpg.Connection, symbol: str = SYMBOL) -> list[asyncpg.Record]:
+    return await db.fetch("SELECT * FROM futures WHERE symbol = $1 ORDER BY time", symbol)
+
+
+async def committed(settings: Settings, group: str, topic: str) -> int:
+    """Offsets a consumer group has committed on one of the test's topics (summed over partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == settings.topic(topic) and meta.offset > 0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_predictor(
+    settings: Settings, log: Path, *, batch_size: int | None = None, metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """`candlecast predictor` as its own process (as `candlecast up` runs it), on the test's topics and database."""
+    env = {
+        **os.environ,
+        "CANDLECAST_KAFKA_BOOTSTRAP": settings.kafka,
+        "CANDLECAST_DATABASE_URL": settings.database,
+        "CANDLECAST_TOPIC_PREFIX": settings.topic_prefix,
+        "CANDLECAST_MODEL_DIR": str(settings.model_dir),
+        "CANDLECAST_PREDICTOR_METRICS_PORT": str(metrics_port or free_port()),
+        "CANDLECAST_PREDICTOR_BATCH_SIZE": str(batch_size or settings.predictor_batch_size),
+        "CANDLECAST_SYMBOLS": ",".join(settings.symbols),
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "shared.cli", "predictor"], env=env, cwd=PROJECT_ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)

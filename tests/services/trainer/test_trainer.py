@@ -1,0 +1,175 @@
+"""The trainer on the real Kafka and Postgres, training in its worker process (tiny models)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from functools import partial
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from services.trainer.handlers import group_id
+from services.trainer.main import serve
+from services.trainer.metrics import PROMOTIONS, REJECTED
+from services.trainer.runner import Trainer
+from shared import models_registry as registry
+from shared import topics
+from shared.config import Settings
+from shared.db import create_pool
+from shared.events import DailyTick, DriftEvent, TrainRequest
+from shared.model.artifacts import load_model
+from shared.runtime import make_broker
+from tests.services.predictor.support import (
+    BAD,
+    INTERVAL,
+    STEP,
+    SYMBOL,
+    TINY,
+    TRAIN_CANDLES,
+    TRAIN_SEED,
+    as_candles,
+    candle_frame,
+    committed,
+    eventually,
+    make_champion,
+    publish,
+    read_json,
+    read_topic,
+    running,
+    store_candles,
+)
+
+
+async def _jobs(db: asyncpg.Connection, name: str = "train") -> list[asyncpg.Record]:
+    return await db.fetch("SELECT * FROM job_logs WHERE job_name = $1 ORDER BY id", name)
+
+
+async def _finished(db: asyncpg.Connection, name: str, count: int = 1) -> bool:
+    rows = await _jobs(db, name)
+    return len(rows) >= count and all(r["status"] != "running" for r in rows)
+
+
+async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_series_rebuilt(
+    settings: Settings, db: asyncpg.Connection, worker: Executor
+) -> None:
+    settings = settings.model_copy(update={"train_min_candles": 1000})
+    frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
+    await store_candles(db, as_candles(frame))
+    promotions = PROMOTIONS.labels(SYMBOL)._value.get()
+    async with running(partial(serve, config=TINY, executor=worker, bootstrap_period=0.2), settings) as task:
+        await eventually(lambda: _finished(db, "rebuild-series"), "the series rebuild", within=120, task=task)
+
+    [job] = await _jobs(db)
+    assert job["status"] == "success" and job["symbol"] == SYMBOL and job["interval"] == INTERVAL
+    assert "first model: 1500 candles stored" in job["message"] and "no champion to beat" in job["message"]
+    assert job["finished_at"] is not None
+    champion = await registry.get_champion(db, SYMBOL, INTERVAL)
+    assert champion is not None and champion.version == job["model_version"]
+    assert champion.metrics["compared_rows"] > 100 and "champion_close_mae" not in champion.metrics
+    assert champion.metrics["close_mae"] < champion.baseline_metrics["persistence"]["close_mae"]  # it learned
+    assert champion.data_start == frame["open_time"].iloc[0] and champion.data_end == frame["open_time"].iloc[-1]
+    assert PROMOTIONS.labels(SYMBOL)._value.get() == promotions + 1
+
+    [announced] = await read_json(settings, topics.MODELS)
+    assert announced["version"] == champion.version and announced["artifact_path"] == champion.artifact_path
+    assert announced["metrics"]["close_mae"] == champion.metrics["close_mae"]
+
+    series = await db.fetch("SELECT * FROM series ORDER BY time")
+    history = TINY.window + 48
+    assert len(series) == TRAIN_CANDLES - history + 1  # every candle with a full history, once
+    assert {r["model_version"] for r in series} == {champion.version}
+    splits = [r["split"] for r in series]
+    assert splits[0] == "train" and splits[-1] == "live" and splits.count("live") == 1
+    assert "validation" in splits and "test" in splits
+    assert splits == sorted(splits, key=["train", "validation", "test", "live"].index)  # in time order
+    model = load_model(champion.artifact_path)
+    expected = model.predict_many(frame, [1000])[0]
+    row = next(r for r in series if r["time"] == expected.target_time)
+    assert np.isclose(row["pred_close"], expected.close, rtol=1e-12)
+    [rebuild] = await _jobs(db, "rebuild-series")
+    assert rebuild["status"] == "success" and rebuild["model_version"] == champion.version
+
+
+async def test_a_worse_candidate_is_rejected_and_the_champion_stays(
+    settings: Settings, db: asyncpg.Connection, worker: Executor, tiny_models: list[Path]
+) -> None:
+    good = await make_champion(db, tiny_models[0])
+    await store_candles(db, as_candles(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)))  # the data it learned on
+    rejected = REJECTED.labels(SYMBOL)._value.get()
+    pool = await create_pool(settings.database)
+    broker = make_broker(settings, "trainer")
+    await broker.start()
+    try:
+        status = await Trainer(settings, pool, broker, worker, BAD).run(SYMBOL, ["a test"])
+    finally:
+        await broker.stop()
+        await pool.close()
+
+    assert status == "rejected"
+    champion = await registry.get_champion(db, SYMBOL, INTERVAL)
+    assert champion is not None and champion.version == good
+    [job] = await _jobs(db)
+    candidate = await registry.get_model(db, job["model_version"])
+    assert candidate is not None and candidate.status == "rejected" and candidate.version != good
+    assert candidate.metrics["close_mae"] > candidate.metrics["champion_close_mae"]  # same rows, both recorded
+    assert job["status"] == "rejected" and f"champion {good} stays" in job["message"]
+    assert f"vs champion {good}" in job["message"] and "persistence" in job["message"]
+    assert await read_topic(settings, topics.MODELS) == []  # nothing announced
+    assert await db.fetchval("SELECT count(*) FROM series") == 0  # no rebuild for a rejected model
+    assert REJECTED.labels(SYMBOL)._value.get() == rejected + 1
+
+
+async def test_redelivered_stale_and_malformed_triggers_start_one_run_only(
+    settings: Settings, db: asyncpg.Connection, worker: Executor, tiny_models: list[Path]
+) -> None:
+    version = await make_champion(db, tiny_models[0])
+    frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
+    await store_candles(db, as_candles(frame))
+    last = int(frame["open_time"].iloc[-1])
+    fresh_tick = DailyTick(symbol=SYMBOL, interval=INTERVAL, day="2023-10-06", candle_time=last + STEP)
+    old_tick = DailyTick(symbol=SYMBOL, interval=INTERVAL, day="2023-10-02", candle_time=last - 500 * STEP)
+    drift = DriftEvent(symbol=SYMBOL, interval=INTERVAL, window=288, mape=1.0, persistence_mape=0.5, threshold=0.8,
+                       reason="test", model_version=version)
+    stale_drift = drift.model_copy(update={"model_version": "an-old-model"})
+    await publish(settings, topics.TRAIN_REQUESTS, [TrainRequest(symbol=SYMBOL, interval=INTERVAL)] * 2)
+    await publish(settings, topics.DRIFT, [drift, stale_drift])
+    await publish(settings, topics.TICKS, [fresh_tick, old_tick, b'{"symbol": "BTCUSDT"}'])
+
+    async with running(partial(serve, config=BAD, executor=worker), settings) as task:
+
+        async def all_consumed() -> bool:
+            return await committed(settings, group_id(settings), topics.TICKS) >= 3 and await committed(
+                settings, group_id(settings), topics.TRAIN_REQUESTS) >= 2 and await committed(
+                settings, group_id(settings), topics.DRIFT) >= 2
+
+        await eventually(all_consumed, "the triggers to be consumed", task=task)
+        await eventually(lambda: _finished(db, "train"), "the run", within=120, task=task)
+        await asyncio.sleep(1)  # room for a wrongly scheduled second run to show up
+    runs = await _jobs(db)
+    assert len(runs) == 1, [r["message"] for r in runs]
+    [letter] = await read_json(settings, topics.DEAD_LETTER)
+    assert letter["service"] == "trainer" and "interval" in letter["reason"]
+
+
+async def test_runs_interrupted_by_a_crash_are_done_again_after_a_restart(
+    settings: Settings, db: asyncpg.Connection, worker: Executor, tiny_models: list[Path]
+) -> None:
+    """A training left `running` is run again; a champion whose series was not rebuilt gets it."""
+    version = await make_champion(db, tiny_models[0])
+    await store_candles(db, as_candles(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)))
+    crashed = await db.fetchval(
+        "INSERT INTO job_logs (job_name, status, message, symbol, interval) "
+        "VALUES ('train', 'running', 'reasons: drift', $1, $2) RETURNING id", SYMBOL, INTERVAL)
+    await db.execute("INSERT INTO job_logs (job_name, status, message, symbol, interval) "
+                     "VALUES ('rebuild-series', 'running', $3, $1, $2)", SYMBOL, INTERVAL, version)
+    async with running(partial(serve, config=BAD, executor=worker), settings) as task:
+        await eventually(lambda: _finished(db, "train", 2), "the resumed run", within=120, task=task)
+    old, new = await _jobs(db)
+    assert old["id"] == crashed and old["status"] == "failed" and "interrupted" in old["message"]
+    assert "resuming a run interrupted by a restart" in new["message"] and new["status"] in ("success", "rejected")
+    rebuilds = await _jobs(db, "rebuild-series")
+    assert rebuilds[0]["status"] == "failed" and rebuilds[1]["status"] == "success"
+    assert rebuilds[1]["model_version"] == version
+    assert await db.fetchval("SELECT count(*) FROM series WHERE model_version = $1", version) > 1000
