@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,15 @@ import asyncpg
 import httpx
 import numpy as np
 import pandas as pd
-from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import topics
 from shared.binance_csv import read_archive_csv
 from shared.config import PROJECT_ROOT, Settings
-from shared.db.migrate import ensure_database, migrate
-from tests.services.gateway.conftest import ADMIN_TOKEN, free_port, gateway_env, service_process
+from shared.kafka_tools import delete_topics, free_port
+from shared.testing.infra import drop_database, isolated_settings
+from shared.testing.services import ServiceProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
+ADMIN_TOKEN = "bench-admin-token"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "BTCUSDT-5m-2024-09.csv"
 COLUMNS = ["open_time", "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
            "taker_buy_base_volume", "taker_buy_quote_volume"]
@@ -62,38 +61,16 @@ def train(frame: pd.DataFrame, model_dir: Path) -> Any:
     return result
 
 
-def bench_settings(base: Settings, model_dir: Path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    url = base.database.rsplit("/", 1)[0] + f"/bench_gateway_{tag}"
-    return base.model_copy(update={"database_url": url, "topic_prefix": f"bench-gateway-{tag}-",
-                                   "admin_token": ADMIN_TOKEN, "model_dir": model_dir})
-
-
 async def cleanup(settings: Settings) -> None:
     """The benchmark's database and topics go; nothing of it stays on the developer's stack."""
-    base, name = settings.database.rsplit("/", 1)
-    conn = await asyncpg.connect(base + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([t for t in (settings.topic(n) for n in topics.ALL_TOPICS) if t in existing])
-    finally:
-        await admin.close()
+    await drop_database(settings.database)
+    await delete_topics(settings)
 
 
 async def prepare(settings: Settings, frame: pd.DataFrame, result: Any) -> None:
     from shared.model.metrics import finite_metrics
 
-    url = settings.database
-    await ensure_database(url)
-    await migrate(url, settings.readonly_password)
-    await topics.ensure_topics(settings)
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(settings.database)
     try:
         records = [("BTCUSDT", "5m", *(int(r[c]) if c in ("open_time", "close_time", "trades") else float(r[c])
                                        for c in COLUMNS)) for r in frame.to_dict("records")]
@@ -185,29 +162,30 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
     started = time.perf_counter()
     result = train(frame, model_dir)
     train_seconds = time.perf_counter() - started
-    settings = bench_settings(Settings(), model_dir)
     port = free_port()
+    settings = await isolated_settings(Settings(), admin_token=ADMIN_TOKEN, model_dir=model_dir, gateway_port=port)
     base = f"http://127.0.0.1:{port}"
     day_start = int(frame["open_time"].iloc[-288])
     generator = "wrk" if shutil.which("wrk") else "python (httpx)"
     figures: dict[str, Any] = {}
-    log = Path(tempfile.mkdtemp(prefix="bench-gateway-")) / "gateway.log"
+    gateway = ServiceProcess("gateway", settings, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
     try:
         await prepare(settings, frame, result)
-        with service_process("gateway", gateway_env(settings, port), port, log):
-            for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
-                               ("predictions_latest", "/predictions/latest")):
-                async with httpx.AsyncClient() as client:
-                    body = (await client.get(base + path)).json()
-                if name == "series_one_day":
-                    assert body["count"] == 288, body
-                url = base + path
-                figures[name] = (wrk(url, seconds, connections) if generator == "wrk"
-                                 else await python_load(url, seconds, connections))
-            history = frame.iloc[-120:][COLUMNS].to_dict("records")
-            figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
-            figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
+        await gateway.started(within=30)
+        for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
+                           ("predictions_latest", "/predictions/latest")):
+            async with httpx.AsyncClient() as client:
+                body = (await client.get(base + path)).json()
+            if name == "series_one_day":
+                assert body["count"] == 288, body
+            url = base + path
+            figures[name] = (wrk(url, seconds, connections) if generator == "wrk"
+                             else await python_load(url, seconds, connections))
+        history = frame.iloc[-120:][COLUMNS].to_dict("records")
+        figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
+        figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
     finally:
+        gateway.stop()
         shutil.rmtree(model_dir, ignore_errors=True)
         await cleanup(settings)
     return {"data": source, "load_generator": generator, "seconds": seconds, "connections": connections,

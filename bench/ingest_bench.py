@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.common import DEFAULT_DATA, percentiles, print_rows, write_result
 from services.ingestor.binance import Backoff
 from services.ingestor.importer import load_file, publish_candles
 from services.ingestor.ingest import IngestOptions
@@ -36,43 +35,16 @@ from services.ingestor.recorder import add_recorder
 from services.sim import BinanceSim, Market
 from services.sim.archive import write_monthly_archives
 from shared import topics
-from shared.config import PROJECT_ROOT, Settings
+from shared.config import Settings
 from shared.db import create_pool
-from shared.db.migrate import ensure_database, migrate
+from shared.kafka_tools import delete_topics, read_topic
 from shared.runtime import make_broker
-from tests.services.ingestor.support import read_topic
-
-RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
-DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def _fresh(base: Settings, name: str) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    url = base.database.rsplit("/", 1)[0] + f"/bench_{name}_{tag}"
-    settings = base.model_copy(update={"database_url": url, "topic_prefix": f"bench-{name}-{tag}-"})
-    await ensure_database(url)
-    await migrate(url, settings.readonly_password)
-    await topics.ensure_topics(settings)
-    return settings
+from shared.testing.infra import drop_database, isolated_settings
 
 
 async def _drop(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    try:
-        await admin.delete_topics([settings.topic(t) for t in topics.ALL_TOPICS])
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(settings.database.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await delete_topics(settings)
+    await drop_database(settings.database)
 
 
 async def _wait_rows(pool: asyncpg.Pool, n: int, limit: float) -> None:
@@ -84,7 +56,7 @@ async def _wait_rows(pool: asyncpg.Pool, n: int, limit: float) -> None:
 
 
 async def bench_import(base: Settings, files: list[Path]) -> dict[str, Any]:
-    settings = await _fresh(base, "import")
+    settings = await isolated_settings(base)
     try:
         started = time.perf_counter()
         candles = [c for path in files for c in load_file(path)]
@@ -119,7 +91,7 @@ async def bench_import(base: Settings, files: list[Path]) -> dict[str, Any]:
 
 
 async def bench_live(base: Settings, market: Market, seconds: float, speed: float) -> dict[str, Any]:
-    settings = await _fresh(base, "live")
+    settings = await isolated_settings(base)
     try:
         symbol = market.symbols[0]
         async with BinanceSim(market, speed=speed) as sim:
@@ -155,10 +127,8 @@ async def bench_live(base: Settings, market: Market, seconds: float, speed: floa
         return {
             "speed": speed,
             "live_candles": len(publish_lag),
-            "publish_lag_ms": {"p50": round(statistics.median(publish_lag), 1),
-                               "p99": round(_percentile(publish_lag, 0.99), 1), "max": round(max(publish_lag), 1)},
-            "record_lag_ms": {"p50": round(statistics.median(record_lag), 1),
-                              "p99": round(_percentile(record_lag, 0.99), 1), "max": round(max(record_lag), 1)},
+            "publish_lag_ms": percentiles(publish_lag, [0.99]),
+            "record_lag_ms": percentiles(record_lag, [0.99]),
         }
     finally:
         await _drop(settings)
@@ -196,9 +166,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("live: close -> Kafka publish (p50/p99/max)", "{p50} / {p99} / {max} ms".format(**live["publish_lag_ms"])),
         ("live: close -> Postgres commit (p50/p99/max)", "{p50} / {p99} / {max} ms".format(**live["record_lag_ms"])),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
 
 
 def main() -> int:
@@ -209,9 +177,7 @@ def main() -> int:
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print_table(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    write_result("ingest", result)
     return 0
 
 

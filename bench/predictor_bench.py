@@ -25,22 +25,18 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import statistics
-import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pandas as pd
-from aiokafka.admin import AIOKafkaAdminClient
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bench.common import DEFAULT_DATA, percentiles, print_rows, write_result
 from services.ingestor.binance import Backoff
 from services.ingestor.importer import publish_candles
 from services.ingestor.ingest import IngestOptions
@@ -50,55 +46,35 @@ from services.sim import BinanceSim, Market
 from services.sim.market import Series
 from shared import topics
 from shared.binance_csv import frame_to_candles, read_archive_csvs
-from shared.config import PROJECT_ROOT, Settings
-from shared.db.migrate import ensure_database, migrate
+from shared.config import Settings
+from shared.kafka_tools import committed, delete_topics, eventually, free_port, read_topic
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig
 from shared.runtime import make_broker
-from tests.services.predictor.support import committed, free_port, make_champion, read_topic, start_predictor
+from shared.testing.infra import drop_database, isolated_settings
+from shared.testing.models import make_champion
+from shared.testing.services import ServiceProcess
 
-RESULTS = Path(__file__).resolve().parent / "results" / "predictor.json"
-DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"
 SYMBOL, INTERVAL, STEP = "BTCUSDT", "5m", 300_000
 DAYS_90 = 90 * 288
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50": round(statistics.median(ordered), 1), "p90": round(pick(0.9), 1), "p99": round(pick(0.99), 1),
-            "max": round(ordered[-1], 1)}
-
-
-async def _fresh(base: Settings, name: str, model_dir: Path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    url = base.database.rsplit("/", 1)[0] + f"/bench_{name}_{tag}"
-    settings = base.model_copy(update={"database_url": url, "topic_prefix": f"bench-{name}-{tag}-",
-                                       "model_dir": model_dir, "symbols": [SYMBOL], "interval": INTERVAL})
-    await ensure_database(url)
-    await migrate(url, settings.readonly_password)
-    await topics.ensure_topics(settings)
-    return settings
+async def _fresh(base: Settings, model_dir: Path) -> Settings:
+    """The benchmark's own database and topics (removed by `_drop`), with a champion of `model_dir`."""
+    return await isolated_settings(base, model_dir=model_dir, symbols=[SYMBOL], interval=INTERVAL)
 
 
 async def _drop(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
+    await delete_topics(settings)
+    await drop_database(settings.database)
+
+
+async def _make_champion(settings: Settings, model: Path) -> None:
+    conn = await asyncpg.connect(settings.database)
     try:
-        await admin.delete_topics([settings.topic(t) for t in topics.ALL_TOPICS])
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(settings.database.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{settings.database.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await make_champion(conn, model, SYMBOL, INTERVAL)
     finally:
         await conn.close()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
 
 
 async def _scrape(port: int) -> dict[str, float]:
@@ -130,27 +106,26 @@ def train_champion(candles: pd.DataFrame, model_dir: Path, epochs: int) -> tuple
 
 async def bench_live(base: Settings, market: Market, model: Path, seconds: float, speed: float,
                      logs: Path) -> dict[str, Any]:
-    settings = await _fresh(base, "plive", model.parent)
+    settings = await _fresh(base, model.parent)
     try:
-        conn = await asyncpg.connect(settings.database)
-        try:
-            await make_champion(conn, model)
-        finally:
-            await conn.close()
+        await _make_champion(settings, model)
         async with BinanceSim(market, speed=speed) as sim:
             s = settings.model_copy(update={"binance_rest_url": sim.rest_url, "binance_ws_url": sim.ws_url,
                                             "backfill_days": 1})
             stop = asyncio.Event()
             ingestor = asyncio.create_task(ingestor_serve(s, stop, options=IngestOptions(backoff=Backoff(0.1, 1.0))))
             port = free_port()
-            predictor = start_predictor(s, logs / "predictor-live.log", metrics_port=port)
+            predictor = ServiceProcess("predictor", s.model_copy(update={"predictor_metrics_port": port}), logs,
+                                       name="predictor-live")
+            predictor.start()
             try:
-                await _until(lambda: _committed(s, 288), 120, "the backfill through the predictor")
+                await eventually(lambda: _committed(s, 288), "the backfill through the predictor", within=120,
+                                 every=0.2)
                 live_from = sim.clock.now_ms() + 5 * STEP  # a few candles for everything to settle
                 await asyncio.sleep(seconds)
                 own = await _scrape(port)
             finally:
-                _stop(predictor)
+                predictor.stop()
                 stop.set()
                 await ingestor
             closes = {}
@@ -170,9 +145,9 @@ async def bench_live(base: Settings, market: Market, model: Path, seconds: float
         return {
             "speed": speed,
             "live_candles": len(total),
-            "close_to_prediction_ms": _percentiles(total),
-            "close_to_candle_record_ms": _percentiles(ingest),
-            "candle_record_to_prediction_ms": _percentiles(predict),
+            "close_to_prediction_ms": percentiles(total, [0.9, 0.99]),
+            "close_to_candle_record_ms": percentiles(ingest, [0.9, 0.99]),
+            "candle_record_to_prediction_ms": percentiles(predict, [0.9, 0.99]),
             "predictor_metrics": own,
         }
     finally:
@@ -180,13 +155,9 @@ async def bench_live(base: Settings, market: Market, model: Path, seconds: float
 
 
 async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch: int, logs: Path) -> dict[str, Any]:
-    settings = await _fresh(base, "preplay", model.parent)
+    settings = await _fresh(base, model.parent)
     try:
-        conn = await asyncpg.connect(settings.database)
-        try:
-            await make_champion(conn, model)
-        finally:
-            await conn.close()
+        await _make_champion(settings, model)
         events = frame_to_candles(candles, SYMBOL, INTERVAL)
         broker = make_broker(settings, "bench")
         await broker.start()
@@ -196,7 +167,9 @@ async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch
             await broker.stop()
         n = len(events)
         started = time.perf_counter()
-        predictor = start_predictor(settings, logs / "predictor-replay.log", batch_size=batch)
+        own = settings.model_copy(update={"predictor_batch_size": batch, "predictor_metrics_port": free_port()})
+        predictor = ServiceProcess("predictor", own, logs, name="predictor-replay")
+        predictor.start()
         try:
             first_at, first_count = None, 0
             while True:
@@ -210,7 +183,7 @@ async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch
                     raise TimeoutError(f"only {count} of {n} candles after 900 s")
                 await asyncio.sleep(0.05)
         finally:
-            _stop(predictor)
+            predictor.stop()
         conn = await asyncpg.connect(settings.database)
         try:
             rows = await conn.fetchval("SELECT count(*) FROM futures")
@@ -235,14 +208,6 @@ async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch
 
 async def _committed(settings: Settings, n: int) -> bool:
     return await committed(settings, group_id(settings), topics.CANDLES) >= n
-
-
-async def _until(check: Any, limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def _load(data: Path | None) -> tuple[pd.DataFrame, str]:
@@ -286,9 +251,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("replay: throughput", f"{replay['candles_per_s']:,} candles/s ({replay['first_batch_to_done_s']} s; "
                                f"{replay['candles_per_s_with_startup']:,}/s with the process start-up)"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
 
 
 def main() -> int:
@@ -301,9 +264,7 @@ def main() -> int:
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print_table(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    write_result("predictor", result)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Stored candles as the DataFrame the model takes (`shared.binance_csv.COLUMNS`), oldest first.
 
-For services that hold a pool: the predictor warms its buffer with the last candles and fills
-a missing history before a replayed batch; the trainer loads its training days. (The model
-CLI's `shared.model.sources.fetch_db_candles` opens its own connection for one-off runs.)
+The one reader of the `candles` table into a frame: the predictor warms its buffer with the
+last candles and fills a missing history before a replayed batch; the trainer and the model
+CLI (`shared.model.sources.load_db`) load their training days.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import pandas as pd
 from shared.binance_csv import COLUMNS, INT_COLUMNS
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+DAY_MS = 86_400_000
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM candles WHERE symbol = $1 AND interval = $2"
 
@@ -33,15 +35,27 @@ def records_to_frame(rows: Sequence[asyncpg.Record]) -> pd.DataFrame:
 
 
 async def load_candles(
-    db: Db, symbol: str, interval: str, *, since_ms: int | None = None, until_ms: int | None = None
+    db: Db,
+    symbol: str,
+    interval: str,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    days: float | None = None,
 ) -> pd.DataFrame:
-    """Candles with `since_ms <= open_time < until_ms` (either bound optional)."""
+    """Candles with `since_ms <= open_time < until_ms` (either bound optional).
+
+    `days` keeps only the last `days` days before the newest stored candle, not before now: a
+    database filled by a replay of old archives holds old times.
+    """
     rows = await db.fetch(
-        _SELECT + " AND open_time >= $3 AND open_time < $4 ORDER BY open_time",
+        _SELECT + " AND open_time >= $3 AND open_time < $4 AND ($5::bigint IS NULL OR open_time > "
+        "(SELECT max(open_time) FROM candles WHERE symbol = $1 AND interval = $2) - $5::bigint) ORDER BY open_time",
         symbol,
         interval,
         since_ms if since_ms is not None else -(2**62),
         until_ms if until_ms is not None else 2**62,
+        round(days * DAY_MS) if days is not None else None,
     )
     return records_to_frame(rows)
 

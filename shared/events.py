@@ -104,6 +104,7 @@ class DriftEvent(Event):
     threshold: float
     reason: str
     model_version: str | None = None
+    candle_time: int | None = None  # open time of the candle whose error crossed the threshold
 
 
 class DailyTick(Event):

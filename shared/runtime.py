@@ -1,18 +1,23 @@
 """What every service process shares: logging, its Kafka broker, its metrics endpoint, dead letters.
 
 Kept deliberately small: a service's `main.py` wires its handlers onto the broker made here and
-calls `serve`, so each service reads the same way.
+calls `serve`, so each service reads the same way. Every handler decodes its messages the same
+way too (`undecoded` + `DeadLetters`): a message that is not its contract goes to dead-letter
+with the reason, and the rest of its delivery is processed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from prometheus_client import Counter, start_http_server
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +28,17 @@ from shared.events import DeadLetter
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=BaseModel)
+
+#: Seconds a handler waits after a failed delivery (a database down) before raising, so that the
+#: redelivery does not spin against the outage.
+RETRY_PAUSE = 2.0
+
+#: `batch_timeout_ms` of the batch subscribers on `candles`. FastStream's batch consumer waits
+#: this long for records and, finding none, sleeps as long again before the next fetch, so a
+#: live candle arriving during that sleep waits for it: up to 200 ms with the default. 10 ms
+#: bounds that wait; measured idle CPU of the predictor: 2.1% of a core, against 0.5% at 200 ms
+#: and 0.9% at 50 ms.
+BATCH_WAIT_MS = 10
 
 DEAD_LETTERED = Counter(
     "candlecast_dead_lettered_total",
@@ -48,11 +64,6 @@ def start_metrics(port: int) -> None:
     """Serve /metrics for Prometheus (the default registry includes process CPU and memory)."""
     start_http_server(port, addr="0.0.0.0")
     log.info("metrics on :%d/metrics", port)
-
-
-def decode_event(model: type[E], payload: bytes | str) -> E:
-    """Parse one message against its contract; raises ValidationError with the reason."""
-    return model.model_validate_json(payload)
 
 
 async def dead_letter(
@@ -86,6 +97,74 @@ def validation_reason(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "message"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
+
+
+def kafka_records(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The records of one delivery: a batch subscriber's tuple, or a plain subscriber's one record."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
+async def undecoded(message: StreamMessage[Any]) -> None:
+    """A subscriber `decoder` that leaves the bytes to the handler.
+
+    The handler reads its records with `kafka_records` and decodes each through `DeadLetters`,
+    so that one malformed message is dead-lettered with its reason instead of failing (and
+    endlessly replaying) its whole delivery.
+    """
+    return None
+
+
+class DeadLetters:
+    """The messages of one delivery that cannot be processed, each with why.
+
+    `send()` dead-letters them. A batch handler calls it only once the rest of its batch is
+    stored: a failed batch is replayed, and must not dead-letter the same message twice.
+    """
+
+    def __init__(self, broker: KafkaBroker, settings: Settings, *, service: str) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._service = service
+        self._rejected: list[tuple[ConsumerRecord[Any, Any], str]] = []
+
+    def decode(self, model: type[E], record: ConsumerRecord[Any, Any]) -> E | None:
+        """The record as a `model`, or None with the reason kept for `send()`."""
+        try:
+            return model.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            self.reject(record, validation_reason(exc))
+            return None
+
+    def reject(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        """A record that decoded but that this service cannot use, for `send()`."""
+        self._rejected.append((record, reason))
+
+    async def send(self) -> None:
+        rejected, self._rejected = self._rejected, []
+        for record, reason in rejected:
+            await dead_letter(self._broker, self._settings, service=self._service, source_topic=record.topic,
+                              reason=reason, payload=record.value or b"", key=record.key)
+
+
+async def decode_or_dead_letter(
+    broker: KafkaBroker, settings: Settings, model: type[E], record: ConsumerRecord[Any, Any], *, service: str
+) -> E | None:
+    """The record as a `model`; or None, once it is dead-lettered with the reason."""
+    letters = DeadLetters(broker, settings, service=service)
+    event = letters.decode(model, record)
+    await letters.send()
+    return event
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel a service's background tasks and wait until each has ended, before its broker and pool close."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

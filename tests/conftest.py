@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.config import Settings
 from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
+from shared.kafka_tools import delete_topics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -82,14 +84,7 @@ async def settings(
     )
     await topics.ensure_topics(test_settings)
     yield test_settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([test_settings.topic(t) for t in topics.ALL_TOPICS])
-    except Exception:
-        pass  # best effort: a leftover topic only costs disk
-    finally:
-        await admin.close()
+    await delete_topics(test_settings)
 
 
 @pytest.fixture
@@ -98,3 +93,20 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     yield conn
     await conn.close()
 
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two versions (same weights) of one tiny trained model, trained once per session."""
+    from tests.services.predictor.support import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[ProcessPoolExecutor]:
+    """The trainer's worker process, shared by the tests (it imports TensorFlow once)."""
+    from services.trainer.worker import make_executor, shutdown_executor
+
+    executor = make_executor()
+    yield executor
+    shutdown_executor(executor)

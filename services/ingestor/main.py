@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 
 import aiohttp
@@ -18,7 +17,7 @@ from services.ingestor.ingest import IngestOptions, Ingestor
 from services.ingestor.recorder import add_recorder
 from shared.config import Settings, get_settings
 from shared.db import create_pool
-from shared.runtime import make_broker, run_until_signalled, start_metrics
+from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 from shared.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -56,11 +55,7 @@ async def serve(
                 for task in done:
                     task.result()  # re-raises an ingest failure
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_and_wait(tasks)
     finally:
         await broker.stop()
         await pool.close()

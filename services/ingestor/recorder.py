@@ -15,35 +15,26 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.message import StreamMessage
-from pydantic import ValidationError
 
 from services.ingestor.metrics import RECORD_BATCH, RECORDED
 from services.ingestor.store import previous_open_time, upsert_candles
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, DailyTick
-from shared.runtime import dead_letter, validation_reason
+from shared.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
 
 SERVICE = "ingestor"
 MAX_RECORDS = 1000
-RETRY_PAUSE = 2.0  # after a failed batch (database down), before it is fetched again
 
 
 def utc_day(time_ms: int) -> str:
     return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d")
-
-
-async def _raw_values(message: StreamMessage[Any]) -> list[bytes]:
-    """Hand the handler the raw bytes: one undecodable message must not fail the whole batch."""
-    return [record.value or b"" for record in message.raw_message]
 
 
 async def record_batch(conn: asyncpg.Connection, candles: list[Candle]) -> list[DailyTick]:
@@ -89,18 +80,13 @@ def add_recorder(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=max_records,
-        batch_timeout_ms=200,
-        decoder=_raw_values,
+        batch_timeout_ms=BATCH_WAIT_MS,
+        decoder=undecoded,
     )
-    async def record_candles(values: list[bytes], message: KafkaMessage) -> None:
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
-        candles: list[Candle] = []
-        rejected: list[tuple[bytes, bytes | None, str]] = []
-        for record, value in zip(records, values, strict=True):
-            try:
-                candles.append(Candle.model_validate_json(value))
-            except ValidationError as exc:
-                rejected.append((value, record.key, validation_reason(exc)))
+    async def record_candles(message: KafkaMessage) -> None:
+        records = kafka_records(message)
+        letters = DeadLetters(broker, settings, service=SERVICE)
+        candles = [c for c in (letters.decode(Candle, r) for r in records) if c is not None]
         RECORD_BATCH.observe(len(records))
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -109,9 +95,7 @@ def add_recorder(
             log.error("recording a batch of %d failed (%s); it will be replayed", len(records), exc)
             await asyncio.sleep(RETRY_PAUSE)
             raise
-        for value, key, reason in rejected:
-            await dead_letter(broker, settings, service=SERVICE, source_topic=source, reason=reason,
-                              payload=value, key=key)
+        await letters.send()  # only now: a failed batch is replayed and would send them twice
         for tick in ticks:
             await broker.publish(tick, ticks_topic, key=topics.symbol_key(tick.symbol))
         counts: dict[str, int] = defaultdict(int)

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.ingestor.store import last_stored
 from shared import topics
 from shared.config import Settings
+from shared.kafka_tools import partitions
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +27,12 @@ log = logging.getLogger(__name__)
 TAIL = 2000
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
-    """The topic's partitions (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    numbers = sorted(p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"])
-    return [TopicPartition(topic, n) for n in numbers]
-
-
 async def last_in_topic(settings: Settings, symbols: Sequence[str], tail: int = TAIL) -> dict[str, int]:
     """Newest open time per symbol among the last `tail` messages of each partition of `candles`."""
     topic = settings.topic(topics.CANDLES)
     wanted = set(symbols)
     found: dict[str, int] = {}
-    assigned = await partitions_of(settings.kafka, topic)
+    assigned = await partitions(settings.kafka, topic)
     if not assigned:
         return found
     consumer = AIOKafkaConsumer(

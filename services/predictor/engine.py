@@ -263,6 +263,7 @@ class Predictor:
             threshold=drift.threshold,
             reason=drift.reason,
             model_version=drift.model_version,
+            candle_time=drift.candle_time,
         )
         await self.broker.publish(event, self.settings.topic(topics.DRIFT), key=topics.symbol_key(symbol))
         DRIFT_EVENTS.labels(symbol).inc()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 
 from services.predictor.champions import Champions
@@ -12,7 +11,7 @@ from services.predictor.engine import Predictor
 from services.predictor.handlers import SERVICE, register
 from shared.config import Settings, get_settings
 from shared.db import create_pool
-from shared.runtime import make_broker, run_until_signalled, start_metrics
+from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             await champions.refresh(symbol)
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await broker.stop()
         await pool.close()
 

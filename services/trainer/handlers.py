@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.message import StreamMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from services.trainer.triggers import Triggers
 from shared import topics
 from shared.config import Settings
 from shared.events import DailyTick, DriftEvent, TrainRequest
-from shared.runtime import dead_letter, validation_reason
+from shared.runtime import RETRY_PAUSE, decode_or_dead_letter, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
 
 SERVICE = "trainer"
-RETRY_PAUSE = 2.0
 
 
 def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}candlecast-trainer"
-
-
-async def _raw_value(message: StreamMessage[Any]) -> bytes:
-    """Hand the handler raw bytes, so an invalid message can be dead-lettered with its reason."""
-    return message.raw_message.value or b""  # type: ignore[no-any-return]
 
 
 def register(broker: KafkaBroker, settings: Settings, triggers: Triggers) -> None:
@@ -50,17 +42,11 @@ def register(broker: KafkaBroker, settings: Settings, triggers: Triggers) -> Non
         group_id=group_id(settings),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_value,
+        decoder=undecoded,
     )
-    async def on_trigger(value: bytes, message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple)  # not a batch subscriber
-        try:
-            event = contracts[record.topic].model_validate_json(value)
-        except ValidationError as exc:
-            await dead_letter(broker, settings, service=SERVICE, source_topic=record.topic,
-                              reason=validation_reason(exc), payload=value, key=record.key)
-            return
+    async def on_trigger(message: KafkaMessage) -> None:
+        (record,) = kafka_records(message)  # not a batch subscriber
+        event = await decode_or_dead_letter(broker, settings, contracts[record.topic], record, service=SERVICE)
         try:
             if isinstance(event, DailyTick):
                 await triggers.tick(event)

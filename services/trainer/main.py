@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import Executor
 
@@ -16,7 +15,7 @@ from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings, get_settings
 from shared.db import create_pool
 from shared.model.training import TrainConfig
-from shared.runtime import make_broker, run_until_signalled, start_metrics
+from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ async def serve(
     scheduler = TrainingScheduler(trainer.run)
     triggers = Triggers(settings, pool, scheduler)
     register(broker, settings, triggers)
-    bootstrap = None
+    background: list[asyncio.Task[None]] = []
     try:
         for symbol in settings.symbols:  # before any trigger can start a run for the symbol
             await trainer.ensure_series(symbol)
@@ -46,13 +45,10 @@ async def serve(
         resumed = await triggers.recover()
         if resumed:
             log.warning("resuming interrupted training of %s", ", ".join(resumed))
-        bootstrap = asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap")
+        background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
         await stop.wait()
     finally:
-        if bootstrap is not None:
-            bootstrap.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bootstrap
+        await cancel_and_wait(background)
         await scheduler.close()
         await broker.stop()
         if own_executor is not None:

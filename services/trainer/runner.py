@@ -24,14 +24,13 @@ from services.trainer.jobs import SeriesJob, TrainJob, TrainOutcome, rebuild_ser
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from shared import models_registry as registry
 from shared import topics
-from shared.candle_store import candle_span, load_candles
+from shared.candle_store import load_candles
 from shared.config import Settings
 from shared.events import ModelPromoted
 from shared.model.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 86_400_000
 #: Metrics shown per model on /metrics and carried by `ModelPromoted`.
 SCORES = ("close_mae", "close_mape", "skill", "direction_accuracy")
 
@@ -129,11 +128,10 @@ class Trainer:
 
     async def _training_candles(self, symbol: str) -> pd.DataFrame:
         interval = self.settings.interval
-        _, _, last = await candle_span(self.pool, symbol, interval)
-        if last is None:
+        candles = await load_candles(self.pool, symbol, interval, days=self.settings.train_days)
+        if candles.empty:
             raise ValueError(f"no {symbol} {interval} candles stored")
-        since = last - self.settings.train_days * DAY_MS + self.settings.interval_ms
-        return await load_candles(self.pool, symbol, interval, since_ms=since)
+        return candles
 
     async def _record(self, symbol: str, outcome: TrainOutcome) -> None:
         c = outcome.comparison

@@ -8,10 +8,11 @@ more run starts with all their reasons, however many there were.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
+from shared.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,4 @@ class TrainingScheduler:
     async def close(self) -> None:
         """Cancel the runs (the run records itself as interrupted) and forget pending triggers."""
         self._pending.clear()
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._tasks.values()))

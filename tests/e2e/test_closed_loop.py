@@ -30,7 +30,9 @@ from shared import models_registry as registry
 from shared import topics
 from shared.config import Settings
 from shared.invariants import check_invariants
-from tests.services.predictor.support import INTERVAL, STEP, SYMBOL, TINY, candle_frame, eventually, read_json, running
+from shared.kafka_tools import eventually, read_json
+from tests.services.predictor.support import INTERVAL, STEP, SYMBOL, TINY, candle_frame
+from tests.support import running
 
 DAY = 288  # 5m candles
 SPEED = 4000.0  # a 5m candle every 75 ms

@@ -43,5 +43,8 @@ def test_other_events_validate() -> None:
     d = DriftEvent(symbol="BTCUSDT", interval="5m", window=288, mape=1.2, persistence_mape=0.5, threshold=0.8,
                    reason="mape")
     assert DriftEvent.model_validate_json(d.model_dump_json()) == d
+    assert d.candle_time is None  # optional: events written before the field still validate
+    assert DriftEvent.model_validate_json(d.model_copy(update={"candle_time": 600_000}).model_dump_json()).candle_time \
+        == 600_000
     m = ModelPromoted(symbol="BTCUSDT", interval="5m", version="v2", artifact_path="/m/v2", metrics={"mae": 1.0})
     assert ModelPromoted.model_validate_json(m.model_dump_json()).metrics == {"mae": 1.0}

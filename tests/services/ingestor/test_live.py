@@ -16,13 +16,12 @@ from services.ingestor.metrics import GAP_FILLED, WS_RECONNECTS
 from services.sim import BinanceSim, Market
 from shared import topics
 from shared.config import Settings
+from shared.kafka_tools import eventually, read_topic
 from tests.services.ingestor.support import (
     FAST,
     STEP,
     against,
     assert_nothing_lost_or_doubled,
-    eventually,
-    read_topic,
     running_ingestor,
     steps,
     stored_count,

@@ -1,28 +1,26 @@
-"""Helpers for the closed-loop tests (predictor, trainer, e2e): candles, tiny models, running services."""
+"""Helpers for the closed-loop tests (predictor, trainer, e2e): candles, tiny models, publishing, the predictor as a
+process."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pandas as pd
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.ingestor.store import upsert_candles
 from shared import topics
 from shared.binance_csv import frame_to_candles
 from shared.config import PROJECT_ROOT, Settings
 from shared.events import Candle, ModelPromoted
+from shared.kafka_tools import free_port
 from shared.model.synthetic import DEFAULT_START_MS, synthetic_candles
 from shared.model.training import TrainConfig
 from shared.models_registry import ModelRecord, insert_candidate, promote
@@ -89,90 +87,8 @@ async def publish(settings: Settings, topic: str, events: Sequence[Any], symbol:
         await broker.stop()
 
 
-async def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every record now in one of the test's topics (all partitions)."""
-    name = settings.topic(topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([name])
-    finally:
-        await admin.close()
-    parts = [TopicPartition(name, p["partition"]) for t in described for p in t["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        # An explicit seek: `seek_to_beginning` right after assign() sometimes never fetches (aiokafka 0.14).
-        for tp, start in (await consumer.beginning_offsets(parts)).items():
-            consumer.seek(tp, start)
-        records: list[Any] = []
-        remaining = {tp for tp in parts if ends[tp] > 0}
-        deadline = asyncio.get_running_loop().time() + 30
-        while remaining and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, items in batch.items():
-                records.extend(items)
-                if items[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
-async def read_json(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in await read_topic(settings, topic)]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, *, within: float = 60.0, task: asyncio.Task[Any] | None = None
-) -> None:
-    """Poll `check` until true; fail naming `what` after `within` seconds, or at once if `task` died."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        if task is not None and task.done():
-            task.result()
-            raise AssertionError(f"the service stopped while waiting for {what}")
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-
-
-@asynccontextmanager
-async def running(serve: Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]], settings: Settings
-                  ) -> AsyncIterator[asyncio.Task[None]]:
-    """A service's `serve()` in a task, stopped as SIGTERM would stop it, re-raising its failure."""
-    stop = asyncio.Event()
-    task: asyncio.Task[None] = asyncio.create_task(serve(settings, stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
 async def futures_rows(db: asyncpg.Connection, symbol: str = SYMBOL) -> list[asyncpg.Record]:
     return await db.fetch("SELECT * FROM futures WHERE symbol = $1 ORDER BY time", symbol)
-
-
-async def committed(settings: Settings, group: str, topic: str) -> int:
-    """Offsets a consumer group has committed on one of the test's topics (summed over partitions)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == settings.topic(topic) and meta.offset > 0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_predictor(

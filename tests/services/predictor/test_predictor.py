@@ -14,6 +14,7 @@ from services.predictor.main import serve
 from services.predictor.metrics import MODEL_INFO
 from shared import topics
 from shared.config import Settings
+from shared.kafka_tools import committed, eventually, read_json, read_topic
 from shared.model.artifacts import load_model
 from tests.services.predictor.support import (
     STEP,
@@ -21,16 +22,12 @@ from tests.services.predictor.support import (
     announce,
     as_candles,
     candle_frame,
-    committed,
-    eventually,
     futures_rows,
     make_champion,
     publish,
-    read_json,
-    read_topic,
-    running,
     store_candles,
 )
+from tests.support import running
 
 
 async def test_backlog_then_live_each_candle_fills_its_row_and_predicts_the_next_once(
@@ -177,6 +174,7 @@ async def test_drift_is_recorded_and_published_once_per_cooldown(
     assert drift["mape"] > 0.8 and drift["candle_time"] > candles[100].open_time
     events = await read_json(settings, topics.DRIFT)
     assert len(events) == 1 and events[0]["model_version"] == version and events[0]["mape"] == drift["mape"]
+    assert events[0]["candle_time"] == drift["candle_time"]
     assert events[0]["window"] == 24 and "MAPE" in events[0]["reason"]
 
 

@@ -15,6 +15,7 @@ from shared import topics
 from shared.config import Settings
 from shared.events import Candle
 from shared.invariants import check_invariants
+from shared.kafka_tools import committed, eventually
 from shared.model.artifacts import load_model
 from tests.services.predictor.support import (
     INTERVAL,
@@ -22,15 +23,13 @@ from tests.services.predictor.support import (
     SYMBOL,
     as_candles,
     candle_frame,
-    committed,
-    eventually,
     futures_rows,
     make_champion,
     publish,
-    running,
     start_predictor,
     store_candles,
 )
+from tests.support import running
 
 
 async def test_a_killed_predictor_resumes_without_hole_or_duplicate(

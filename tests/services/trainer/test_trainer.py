@@ -19,6 +19,7 @@ from shared import topics
 from shared.config import Settings
 from shared.db import create_pool
 from shared.events import DailyTick, DriftEvent, TrainRequest
+from shared.kafka_tools import committed, eventually, read_json, read_topic
 from shared.model.artifacts import load_model
 from shared.runtime import make_broker
 from tests.services.predictor.support import (
@@ -31,15 +32,11 @@ from tests.services.predictor.support import (
     TRAIN_SEED,
     as_candles,
     candle_frame,
-    committed,
-    eventually,
     make_champion,
     publish,
-    read_json,
-    read_topic,
-    running,
     store_candles,
 )
+from tests.support import running
 
 
 async def _jobs(db: asyncpg.Connection, name: str = "train") -> list[asyncpg.Record]:
