@@ -40,7 +40,8 @@ HISTORY_DAYS = 3  # backfilled before the stand-in's "now"
 REGIME_AT = HISTORY_DAYS * DAY + DAY * 5 // 4  # 30 hours after "now": away from a day boundary
 
 
-def regime_change(after_days: float = 4.0) -> pd.DataFrame:
+def regime_change(after_days: float = 8.0) -> pd.DataFrame:
+    """Eight days after the change: room for slow trainings on a loaded machine before the data ends."""
     calm = candle_frame(REGIME_AT, seed=21, phi=0.8, sigma=0.002)
     start = int(calm["open_time"].iloc[-1]) + STEP
     price = float(calm["close"].iloc[-1]) * math.exp(0.05)
