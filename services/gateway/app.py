@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway.live import Hub, build_broker, keep_connected
 from services.gateway.metrics import LIVE_CONNECTED, MetricsMiddleware
 from services.gateway.predicting import ModelStore
 from services.gateway.routers import admin, health, live, market, models, monitoring, pages, predict
+from services.gateway.security import DEFAULT_MAX_BODY_BYTES, BodyLimit, add_cors
 from services.gateway.validation import HistoryCandle, PredictRequest
 from shared.config import Settings
 from shared.db import create_pool
@@ -60,10 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (health, market, models, monitoring, predict, admin, live, pages):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.add_middleware(BodyLimit, default=DEFAULT_MAX_BODY_BYTES, limits={"/predict": predict.MAX_BODY_BYTES})
     app.add_middleware(MetricsMiddleware)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+    add_cors(app, settings.cors_origins)
     _declare_predict_body(app)
     return app
 

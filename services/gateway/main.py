@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
 
 from services.gateway.app import create_app
 from shared.config import get_settings
+from shared.runtime import validation_reason
+
+log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -15,9 +22,20 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: CANDLECAST_GATEWAY_PORT, 8000)")
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. production mode without its secrets: refuse, say which
+        log.error("the gateway refuses to start: %s", validation_reason(exc))
+        return 2
     port = getattr(args, "port", None) or settings.gateway_port
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it
+    # found; with the default one the process would end "killed by SIGTERM" instead of exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(create_app(settings), host=getattr(args, "host", "0.0.0.0"), port=port, log_level="info",
                 access_log=False)
     return 0
