@@ -13,6 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from shared.config import get_settings
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "infra": ("shared.infra.cli", "local Kafka and Postgres: up, down, status"),
@@ -57,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        get_settings()  # every command reads them: refuse bad or missing settings in one line
+    except ValidationError as exc:
+        from shared.runtime import validation_reason
+
+        log = logging.getLogger("candlecast")
+        log.error("candlecast %s refuses to start: %s", args.command, validation_reason(exc))
+        return 2
     module = importlib.import_module(args._module)
     result: int = module.run(args)
     return result

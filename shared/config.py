@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +61,10 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
 
     # Postgres
-    database_url: str = ""
-    database_readonly_url: str = ""
+    database_url: str = Field(default="", repr=False)  # may carry a password
+    database_readonly_url: str = Field(default="", repr=False)
     postgres_port: int = 5433
-    readonly_password: str = DEV_READONLY_PASSWORD
+    readonly_password: str = Field(default=DEV_READONLY_PASSWORD, repr=False)
 
     # Model and training
     model_dir: Path = PROJECT_ROOT / ".data" / "models"
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     sim_port: int = 9900
 
     # Gateway
-    admin_token: str = ""
+    admin_token: str = Field(default="", repr=False)
     cors_origins: Annotated[list[str], NoDecode] = []
 
     # Where local infrastructure keeps its data, logs and pid files

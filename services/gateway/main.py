@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 from types import FrameType
 
 import uvicorn
-from pydantic import ValidationError
 
 from services.gateway.app import create_app
 from shared.config import get_settings
-from shared.runtime import validation_reason
-
-log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -27,11 +22,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:  # e.g. production mode without its secrets: refuse, say which
-        log.error("the gateway refuses to start: %s", validation_reason(exc))
-        return 2
+    settings = get_settings()  # validated by the `candlecast` command before it got here
     port = getattr(args, "port", None) or settings.gateway_port
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it
     # found; with the default one the process would end "killed by SIGTERM" instead of exit 0.
