@@ -104,19 +104,29 @@ class LiveStream:
                 await reader
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, inbox: asyncio.Queue[str | Ended]) -> None:
-        opened = time.monotonic()
+        """Queue the socket's messages until it ends, goes silent or grows too old.
+
+        The idle limit counts from the last *data* message, not from `receive`'s own timeout:
+        aiohttp restarts that timer on every ping and pong, so with a heartbeat shorter than
+        `idle_timeout` a stream that stays connected but sends nothing would never be noticed.
+        """
+        opened = last_data = time.monotonic()
         while True:
-            age_left = self.options.max_connection_age - (time.monotonic() - opened)
+            now = time.monotonic()
+            age_left = self.options.max_connection_age - (now - opened)
+            idle_left = self.options.idle_timeout - (now - last_data)
             try:
-                if age_left <= 0:
+                if min(age_left, idle_left) <= 0:
                     raise TimeoutError
-                msg = await ws.receive(timeout=min(self.options.idle_timeout, age_left))
+                async with asyncio.timeout(min(age_left, idle_left)):
+                    msg = await ws.receive()
             except TimeoutError:
                 rotated = time.monotonic() - opened >= self.options.max_connection_age
                 await ws.close()
-                inbox.put_nowait(Ended(ROTATED if rotated else f"no message for {self.options.idle_timeout:.0f}s"))
+                inbox.put_nowait(Ended(ROTATED if rotated else f"no data for {self.options.idle_timeout:.0f}s"))
                 return
             if msg.type == aiohttp.WSMsgType.TEXT:
+                last_data = time.monotonic()
                 inbox.put_nowait(msg.data)
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 inbox.put_nowait(Ended(f"connection error ({ws.exception()})"))

@@ -14,7 +14,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from services.ingestor.binance import Backoff
 from services.ingestor.ingest import IngestOptions
@@ -76,10 +75,6 @@ async def test_a_dead_network_path_is_noticed_and_the_gap_filled(settings: Setti
     assert final.ok and final.candles > 0 and silent_from < (await sim_now(sim))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "services/ingestor/stream.py LiveStream._read passes idle_timeout to ws.receive(timeout=...), whose timer "
-    "aiohttp restarts on every ping and pong; with the heartbeat (20 s) shorter than idle_timeout (60 s) a stream "
-    "that stays connected but sends no data is never noticed"))
 async def test_a_stalled_stream_on_a_live_connection_is_noticed_and_the_gap_filled(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
