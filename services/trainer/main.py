@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 from services.trainer.handlers import SERVICE, register
 from services.trainer.runner import Trainer
@@ -31,8 +31,7 @@ async def serve(
     """Run until `stop` is set. Tests pass a tiny `config` and a shared, already warm `executor`."""
     pool = await create_pool(settings.database)
     broker = make_broker(settings, SERVICE)
-    own_executor = make_executor() if executor is None else None
-    trainer = Trainer(settings, pool, broker, executor or own_executor, config)  # type: ignore[arg-type]
+    trainer = Trainer(settings, pool, broker, executor or make_executor(), config)
     scheduler = TrainingScheduler(trainer.run)
     triggers = Triggers(settings, pool, scheduler)
     register(broker, settings, triggers)
@@ -51,8 +50,9 @@ async def serve(
         await cancel_and_wait(background)
         await scheduler.close()
         await broker.stop()
-        if own_executor is not None:
-            shutdown_executor(own_executor)
+        # The runner replaces a pool whose worker died, so its current one is ours unless it is the caller's.
+        if trainer.executor is not executor and isinstance(trainer.executor, ProcessPoolExecutor):
+            shutdown_executor(trainer.executor)
         await pool.close()
 
 

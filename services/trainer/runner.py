@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import asyncpg
@@ -22,6 +23,7 @@ from faststream.kafka import KafkaBroker
 from services.trainer import store
 from services.trainer.jobs import SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidate
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
+from services.trainer.worker import make_executor, shutdown_executor
 from shared import models_registry as registry
 from shared import topics
 from shared.candle_store import load_candles
@@ -99,11 +101,14 @@ class Trainer:
                            champion.version if champion else None, champion.artifact_path if champion else None)
             outcome = await asyncio.get_running_loop().run_in_executor(self.executor, train_candidate, job)
         except asyncio.CancelledError:
-            await store.finish_job(self.pool, job_id, "failed", f"interrupted: the trainer stopped; {why}")
+            # The row stays `running`: its trigger is already committed, and `Triggers.recover()` closes
+            # and re-runs exactly such rows at the next start, so a deploy does not lose the training.
+            log.warning("training %s interrupted by a stop; it resumes at the next start", symbol)
             raise
         except Exception as exc:
             await store.finish_job(self.pool, job_id, "failed", f"{type(exc).__name__}: {exc}; {why}")
             log.error("training %s failed: %s", symbol, exc)
+            self._renew_if_broken(exc)
             return "failed"
         finally:
             TRAINING_SECONDS.observe(time.perf_counter() - started)
@@ -205,11 +210,20 @@ class Trainer:
         except Exception as exc:
             await store.finish_job(self.pool, job_id, "failed", f"{type(exc).__name__}: {exc}", model.version)
             log.error("series rebuild for %s failed: %s", model.version, exc)
+            self._renew_if_broken(exc)
             return
         counts = {s: rows.split.count(s) for s in ("train", "validation", "test", "live")}
         message = f"{written} predictions of {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
         await store.finish_job(self.pool, job_id, "success", message, model.version)
         log.info("series rebuilt: %s", message)
+
+    def _renew_if_broken(self, exc: BaseException) -> None:
+        """A dead worker (an OOM kill) breaks its pool for good: without a new one every later run fails at once."""
+        if not isinstance(exc, BrokenProcessPool) or not isinstance(self.executor, ProcessPoolExecutor):
+            return
+        broken, self.executor = self.executor, make_executor()
+        shutdown_executor(broken)
+        log.warning("the training worker died; a new worker process takes over")
 
 
 def _ms(value: float | None) -> int | None:

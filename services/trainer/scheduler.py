@@ -64,6 +64,6 @@ class TrainingScheduler:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel the runs (the run records itself as interrupted) and forget pending triggers."""
+        """Cancel the runs (a cancelled training stays `running`: the next start re-runs it); drop pending triggers."""
         self._pending.clear()
         await cancel_and_wait(list(self._tasks.values()))

@@ -23,8 +23,9 @@ def make_executor() -> ProcessPoolExecutor:
 
 
 def shutdown_executor(executor: ProcessPoolExecutor) -> None:
-    """Stop now: a training in progress is abandoned (its run is recorded as interrupted)."""
-    processes = list(getattr(executor, "_processes", {}).values())  # the pool has no public kill
+    """Stop now: a training in progress is abandoned (its run stays `running`, for `recover()` to resume)."""
+    # The pool has no public kill; `_processes` is None once it was shut down (a second call is a no-op).
+    processes = list((getattr(executor, "_processes", None) or {}).values())
     for process in processes:
         if process.is_alive():
             process.terminate()

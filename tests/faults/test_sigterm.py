@@ -11,7 +11,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 import websockets
 
 from services.ingestor.store import upsert_candles
@@ -113,8 +112,7 @@ async def test_the_trainer_stops_mid_training_and_keeps_the_champion(
 ) -> None:
     config, _, version = await _trainer_stopped_mid_training(settings, spawn, db, tiny_model_5m)
     rows = await db.fetch("SELECT status, message FROM job_logs WHERE job_name = 'train'")
-    assert [r["status"] for r in rows] == ["failed"]
-    assert "interrupted" in rows[0]["message"]
+    assert [r["status"] for r in rows] == ["running"]  # left for recover() to close and run again at the next start
     current = await get_champion(db, SYMBOL, "5m")
     assert current is not None and current.version == version
     assert await _count(db, "SELECT count(*) FROM models WHERE status = 'champion'") == 1
@@ -123,10 +121,6 @@ async def test_the_trainer_stops_mid_training_and_keeps_the_champion(
     assert await committed(config, group, topics.TRAIN_REQUESTS) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services/trainer/runner.py Trainer.run marks a run cancelled by SIGTERM 'failed' (interrupted) and its "
-    "trigger's offset is already committed, while Triggers.recover() only re-runs rows left 'running': a "
-    "graceful restart (a deploy) drops the training a crash would have resumed"))
 async def test_a_restarted_trainer_resumes_the_training_a_sigterm_interrupted(
     settings: Settings, spawn: Spawn, db: asyncpg.Connection, tiny_model_5m: Path
 ) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
-import pytest
 
 from services.ingestor.store import upsert_candles
 from shared import topics
@@ -106,10 +105,6 @@ async def test_a_crashed_training_leaves_a_failed_run_and_the_champion_in_servic
         assert current.json()["version"] == version
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "services/trainer/runner.py Trainer.run keeps using the ProcessPoolExecutor after its worker died; "
-    "the pool is broken for good, so every later training fails at once with BrokenProcessPool until the "
-    "trainer is restarted"))
 async def test_the_trainer_trains_again_after_a_crashed_training(
     settings: Settings, spawn: Spawn, db: asyncpg.Connection, tiny_model_5m: Path
 ) -> None:
