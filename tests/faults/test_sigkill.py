@@ -67,6 +67,11 @@ async def test_every_service_killed_at_a_random_moment_loses_and_doubles_nothing
         # closed as failed when the trainer came back, and at most its re-run is still going.
         models = await db.fetch("SELECT version, status FROM models")
         assert [(r["version"], r["status"]) for r in models] == [(version, "champion")]
+        # The restarted trainer closes it at start-up, which may come after the data has settled.
+        first_run = "SELECT count(*) FROM job_logs WHERE id = (SELECT min(id) FROM job_logs WHERE job_name = 'train')" \
+            " AND status <> 'running'"
+        await eventually(lambda: _count(db, first_run), "the killed run closed by the restarted trainer",
+                         within=90, watch=watch)
         runs = await db.fetch("SELECT status, message FROM job_logs WHERE job_name = 'train' ORDER BY id")
         assert runs[0]["status"] == "failed" and "interrupted" in runs[0]["message"], runs
         assert sum(r["status"] == "running" for r in runs) <= 1, runs
