@@ -176,6 +176,37 @@ def read_archive_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def frame_from_arrays(
+    open_time: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    trades: np.ndarray,
+    taker_base: np.ndarray,
+    interval_ms: int,
+) -> pd.DataFrame:
+    """A frame in the reader's shape from generated arrays; quote volumes are priced at the mid."""
+    mid = (open_ + close) / 2.0
+    frame = pd.DataFrame(
+        {
+            "open_time": open_time,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "close_time": open_time + interval_ms - 1,
+            "quote_volume": np.round(volume * mid, 8),
+            "trades": trades,
+            "taker_buy_base_volume": taker_base,
+            "taker_buy_quote_volume": np.round(taker_base * mid, 8),
+        }
+    )
+    return frame.loc[:, list(COLUMNS)]
+
+
 def frame_to_candles(frame: pd.DataFrame, symbol: str, interval: str) -> list[Candle]:
     """Rows of a frame with `COLUMNS` as validated `Candle` events."""
     records = frame.loc[:, list(COLUMNS)].to_dict("records")

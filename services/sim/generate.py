@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import COLUMNS
+from shared.binance_csv import frame_from_arrays
 
 # 2024-01-01T00:00:00Z: a fixed start, so generated data is the same wherever it is generated.
 DEFAULT_START_MS = 1_704_067_200_000
@@ -69,23 +69,7 @@ def generate_candles(
     trades = np.maximum(1, volume * rng.uniform(40, 80, n)).astype(np.int64)
     taker_share = np.clip(0.5 + 30.0 * returns + rng.normal(0.0, 0.05, n), 0.0, 1.0)
     taker_base = np.round(volume * taker_share, 5)
-    mid = (open_ + close) / 2.0
-    frame = pd.DataFrame(
-        {
-            "open_time": open_time,
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-            "close_time": open_time + interval_ms - 1,
-            "quote_volume": np.round(volume * mid, 8),
-            "trades": trades,
-            "taker_buy_base_volume": taker_base,
-            "taker_buy_quote_volume": np.round(taker_base * mid, 8),
-        }
-    )
-    return frame.loc[:, list(COLUMNS)]
+    return frame_from_arrays(open_time, open_, high, low, close, volume, trades, taker_base, interval_ms)
 
 
 def start_price_for(symbol: str, index: int) -> float:

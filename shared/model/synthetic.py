@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import COLUMNS
+from shared.binance_csv import frame_from_arrays
 
 DEFAULT_START_MS = 1_696_118_400_000  # 2023-10-01T00:00:00Z
 
@@ -51,21 +51,5 @@ def synthetic_candles(
     trades = np.maximum(1, (volume * rng.uniform(40, 60, n))).astype(np.int64)
     share = np.clip(0.5 + 40 * returns + rng.normal(0, 0.05, n), 0.0, 1.0)
     taker_base = np.round(volume * share, 5)
-    mid = (open_ + close) / 2
     open_time = start_ms + interval_ms * np.arange(n, dtype=np.int64)
-    frame = pd.DataFrame(
-        {
-            "open_time": open_time,
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-            "close_time": open_time + interval_ms - 1,
-            "quote_volume": np.round(volume * mid, 8),
-            "trades": trades,
-            "taker_buy_base_volume": taker_base,
-            "taker_buy_quote_volume": np.round(taker_base * mid, 8),
-        }
-    )
-    return frame.loc[:, list(COLUMNS)]
+    return frame_from_arrays(open_time, open_, high, low, close, volume, trades, taker_base, interval_ms)
