@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,local]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,12 +33,12 @@ status: install
 test: install
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services testkit
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services testkit
 
 bench: install
 	$(BIN)/python -m bench

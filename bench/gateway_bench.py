@@ -33,9 +33,10 @@ import pandas as pd
 
 from shared.binance_csv import read_archive_csv
 from shared.config import PROJECT_ROOT, Settings
-from shared.kafka_tools import delete_topics, free_port
-from shared.testing.infra import drop_database, isolated_settings
-from shared.testing.services import ServiceProcess
+from testkit.infra import drop_database, isolated_settings
+from testkit.kafka import delete_topics
+from testkit.ports import free_port
+from testkit.services import ServiceProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
 ADMIN_TOKEN = "bench-admin-token"

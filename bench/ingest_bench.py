@@ -37,9 +37,9 @@ from services.sim.archive import write_monthly_archives
 from shared import topics
 from shared.config import Settings
 from shared.db import create_pool
-from shared.kafka_tools import delete_topics, read_topic
 from shared.runtime import make_broker
-from shared.testing.infra import drop_database, isolated_settings
+from testkit.infra import drop_database, isolated_settings
+from testkit.kafka import delete_topics, read_topic
 
 
 async def _drop(settings: Settings) -> None:

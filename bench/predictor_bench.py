@@ -47,13 +47,15 @@ from services.sim.market import Series
 from shared import topics
 from shared.binance_csv import frame_to_candles, read_archive_csvs
 from shared.config import Settings
-from shared.kafka_tools import committed, delete_topics, eventually, free_port, read_topic
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig
 from shared.runtime import make_broker
-from shared.testing.infra import drop_database, isolated_settings
-from shared.testing.models import make_champion
-from shared.testing.services import ServiceProcess
+from testkit.infra import drop_database, isolated_settings
+from testkit.kafka import committed, delete_topics, read_topic
+from testkit.models import make_champion
+from testkit.ports import free_port
+from testkit.services import ServiceProcess
+from testkit.waiting import eventually
 
 SYMBOL, INTERVAL, STEP = "BTCUSDT", "5m", 300_000
 DAYS_90 = 90 * 288

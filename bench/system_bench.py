@@ -42,11 +42,12 @@ from services.sim import Market
 from services.sim.archive import write_monthly_archives
 from shared import topics
 from shared.config import Settings
-from shared.kafka_tools import delete_topics, free_port, read_topic
-from shared.testing.infra import drop_database, isolated_settings
-from shared.testing.metrics import metric
-from shared.testing.models import make_champion, train_tiny
-from shared.testing.services import ServiceProcess, with_free_ports
+from testkit.infra import drop_database, isolated_settings
+from testkit.kafka import delete_topics, read_topic
+from testkit.metrics import metric
+from testkit.models import make_champion, train_tiny
+from testkit.ports import free_port
+from testkit.services import ServiceProcess, with_free_ports
 
 MINUTE = 60_000
 DAY_MS = 86_400_000

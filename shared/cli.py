@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("shared.infra.stack", "start Kafka, Postgres and the four services"),
     "down": ("shared.infra.stack", "stop the services, Kafka and Postgres"),
     "status": ("shared.infra.stack", "what runs where"),
-    "migrate": ("shared.infra.cli", "apply database migrations and create topics"),
+    "migrate": ("shared.db.prepare", "apply database migrations and create topics"),
     "ingestor": ("services.ingestor.main", "Binance klines -> Kafka -> Postgres"),
     "predictor": ("services.predictor.main", "candles -> next-candle predictions"),
     "trainer": ("services.trainer.main", "retrains and promotes models"),
@@ -69,7 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = logging.getLogger("candlecast")
         log.error("candlecast %s refuses to start: %s", args.command, validation_reason(exc))
         return 2
-    module = importlib.import_module(args._module)
+    try:
+        module = importlib.import_module(args._module)
+    except ModuleNotFoundError as exc:
+        if args._module.startswith("shared.infra."):  # the local launcher's dependencies are an extra
+            logging.getLogger("candlecast").error(
+                "candlecast %s needs the local launcher: pip install 'candlecast[local]' (%s)", args.command, exc)
+            return 2
+        raise
     result: int = module.run(args)
     return result
 

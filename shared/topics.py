@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -55,3 +56,15 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[
         return missing
     finally:
         await admin.close()
+
+
+async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, in order (none if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    numbers = sorted(p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"])
+    return [TopicPartition(topic, n) for n in numbers]

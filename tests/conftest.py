@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
-from shared.kafka_tools import delete_topics
+from testkit.kafka import delete_topics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

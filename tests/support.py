@@ -1,5 +1,5 @@
 """Helpers shared by the service tests (fixtures live in `tests/conftest.py`; Kafka helpers, also
-used by the benchmarks, in `shared.kafka_tools`)."""
+used by the benchmarks, in `testkit`)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.ingestor.store import last_stored
 from shared import topics
 from shared.config import Settings
-from shared.kafka_tools import partitions
+from shared.topics import partitions
 
 log = logging.getLogger(__name__)
 

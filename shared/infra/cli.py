@@ -1,4 +1,4 @@
-"""`candlecast infra up|down|status` and `candlecast migrate`.
+"""`candlecast infra up|down|status`: the local Kafka and Postgres (the `local` extra).
 
 Local Kafka and Postgres are started only when the settings name none: with
 `CANDLECAST_KAFKA_BOOTSTRAP` or `CANDLECAST_DATABASE_URL` set, the given ones are used as they are.
@@ -7,14 +7,12 @@ Local Kafka and Postgres are started only when the settings name none: with
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from shared.config import Settings, get_settings
-from shared.db.migrate import ensure_database, migrate
+from shared.db.prepare import prepare
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
-from shared.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +29,6 @@ def infra_up(settings: Settings) -> None:
         print(f"postgres: {LocalPostgres(settings).up()}", flush=True)
     prepare(settings)
 
-
-def prepare(settings: Settings) -> None:
-    """Database, migrations and topics: what every service expects to exist."""
-
-    async def _prepare() -> None:
-        if await ensure_database(settings.database):
-            print("database: created", flush=True)
-        applied = await migrate(settings.database, settings.readonly_password)
-        print(f"migrations: {', '.join(applied) if applied else 'up to date'}", flush=True)
-        created = await ensure_topics(settings)
-        print(f"topics: {'created ' + ', '.join(created) if created else 'up to date'}", flush=True)
-
-    asyncio.run(_prepare())
 
 
 def infra_down(settings: Settings) -> None:
@@ -68,9 +53,6 @@ def infra_status(settings: Settings) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if args.command == "migrate":
-        prepare(settings)
-        return 0
     if args.action == "up":
         infra_up(settings)
     elif args.action == "down":

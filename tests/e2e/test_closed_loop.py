@@ -29,8 +29,9 @@ from services.trainer.main import serve as trainer_serve
 from shared import models_registry as registry
 from shared import topics
 from shared.config import Settings
-from shared.invariants import check_invariants
-from shared.kafka_tools import eventually, read_json
+from testkit.invariants import check_invariants
+from testkit.kafka import read_json
+from testkit.waiting import eventually
 from tests.services.predictor.support import INTERVAL, STEP, SYMBOL, TINY, candle_frame
 from tests.support import running
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.kafka_tools import delete_topics
-from shared.testing.infra import ThrowawayInfra, drop_database
-from shared.testing.models import train_tiny
-from shared.testing.services import ServiceProcess, with_free_ports
+from testkit.infra import ThrowawayInfra, drop_database
+from testkit.kafka import delete_topics
+from testkit.models import train_tiny
+from testkit.services import ServiceProcess, with_free_ports
 
 Spawn = Callable[..., ServiceProcess]
 

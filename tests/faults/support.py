@@ -17,11 +17,11 @@ from shared import topics
 from shared.binance_csv import frame_to_candles
 from shared.config import Settings
 from shared.events import Candle
-from shared.invariants import InvariantReport, check_invariants
-from shared.kafka_tools import read_json, read_topic
 from shared.model.synthetic import synthetic_candles
-from shared.testing.models import make_champion
-from shared.testing.waiting import Watched, eventually
+from testkit.invariants import InvariantReport, check_invariants
+from testkit.kafka import read_json, read_topic
+from testkit.models import make_champion
+from testkit.waiting import Watched, eventually
 
 SYMBOL = "BTCUSDT"
 INTERVAL = "5m"

@@ -18,10 +18,9 @@ from pydantic import BaseModel
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, DailyTick, DriftEvent, ModelPromoted, Prediction, TrainRequest
-from shared.kafka_tools import read_json
-from shared.testing.kafka import publish_raw
-from shared.testing.metrics import metric
-from shared.testing.waiting import eventually
+from testkit.kafka import publish_raw, read_json
+from testkit.metrics import metric
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import SYMBOL, against, binance, champion, settled, sim_now
 

@@ -1,4 +1,4 @@
-"""The fault-test helpers themselves (`shared.testing`): each does what the fault tests rely on."""
+"""The fault-test helpers themselves (`testkit`): each does what the fault tests rely on."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import pytest
 from services.sim import BinanceSim, Market
 from shared import topics
 from shared.config import PROJECT_ROOT, Settings
-from shared.kafka_tools import partitions
-from shared.testing.infra import ThrowawayInfra
-from shared.testing.netfaults import TcpProxy, WebsocketRelay
-from shared.testing.services import settings_env
-from shared.testing.waiting import eventually
+from shared.topics import partitions
+from testkit.infra import ThrowawayInfra
+from testkit.netfaults import TcpProxy, WebsocketRelay
+from testkit.services import settings_env
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 
 

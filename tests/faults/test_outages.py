@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 
 from shared.config import Settings
-from shared.testing.infra import ThrowawayInfra
-from shared.testing.metrics import metric
-from shared.testing.waiting import eventually
+from testkit.infra import ThrowawayInfra
+from testkit.metrics import metric
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import against, binance, champion, settled, sim_now, topic_duplicates
 

@@ -18,8 +18,8 @@ import httpx
 from shared import topics
 from shared.config import Settings
 from shared.events import TrainRequest
-from shared.testing.kafka import publish_raw
-from shared.testing.waiting import eventually
+from testkit.kafka import publish_raw
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import SYMBOL, against, binance, champion, settled, sim_now, topic_duplicates
 

@@ -17,12 +17,11 @@ from services.ingestor.store import upsert_candles
 from shared import topics
 from shared.config import Settings
 from shared.events import TrainRequest
-from shared.kafka_tools import committed
 from shared.models_registry import get_champion
-from shared.testing.kafka import end_offsets, publish_raw
-from shared.testing.models import make_champion
-from shared.testing.services import ServiceProcess
-from shared.testing.waiting import eventually
+from testkit.kafka import committed, end_offsets, publish_raw
+from testkit.models import make_champion
+from testkit.services import ServiceProcess
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import (
     HISTORY,

@@ -19,8 +19,8 @@ from services.ingestor.binance import Backoff
 from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve
 from shared.config import Settings
-from shared.testing.netfaults import TcpProxy, WebsocketRelay
-from shared.testing.waiting import eventually
+from testkit.netfaults import TcpProxy, WebsocketRelay
+from testkit.waiting import eventually
 from tests.faults.support import against, binance, settled, sim_now
 
 OPTIONS = IngestOptions(backoff=Backoff(base=0.05, cap=0.5), idle_timeout=4.0, heartbeat=1.0)

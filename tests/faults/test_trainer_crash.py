@@ -19,9 +19,9 @@ from services.ingestor.store import upsert_candles
 from shared import topics
 from shared.config import Settings
 from shared.events import TrainRequest
-from shared.testing.kafka import publish_raw
-from shared.testing.services import ServiceProcess
-from shared.testing.waiting import eventually
+from testkit.kafka import publish_raw
+from testkit.services import ServiceProcess
+from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import SYMBOL, against, backlog, binance, champion, settled, sim_now
 

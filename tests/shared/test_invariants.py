@@ -1,6 +1,6 @@
 import asyncpg
 
-from shared.invariants import check_invariants
+from testkit.invariants import check_invariants
 
 STEP = 300_000
 T0 = 1_700_000_100_000 - 1_700_000_100_000 % STEP

@@ -19,8 +19,8 @@ from services.gateway.app import create_app
 from services.gateway.routers.predict import MAX_BODY_BYTES
 from services.gateway.security import DEFAULT_MAX_BODY_BYTES
 from shared.config import PROJECT_ROOT, Settings
-from shared.kafka_tools import free_port
-from shared.testing.services import ServiceProcess, settings_env
+from testkit.ports import free_port
+from testkit.services import ServiceProcess, settings_env
 from tests.services.gateway.conftest import running, serve
 
 PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}

@@ -16,8 +16,8 @@ from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve
 from services.sim import BinanceSim
 from shared.config import Settings
-from shared.invariants import check_invariants
-from shared.kafka_tools import read_topic
+from testkit.invariants import check_invariants
+from testkit.kafka import read_topic
 from tests.support import running
 
 # Short waits so a test spends its time on the behaviour, not on politeness towards Binance.

@@ -10,8 +10,8 @@ import pytest
 from services.ingestor.metrics import REST_REFUSALS
 from services.sim import BinanceSim, Market
 from shared.config import Settings
-from shared.kafka_tools import eventually
 from shared.klines import align_down
+from testkit.waiting import eventually
 from tests.services.ingestor.support import STEP, against, running_ingestor, steps, stored_count, stored_open_times
 
 DAY = 86_400_000

@@ -13,7 +13,8 @@ from services.sim import Market
 from services.sim.archive import write_monthly_archives
 from shared import cli, topics
 from shared.config import Settings, get_settings
-from shared.kafka_tools import eventually, read_topic
+from testkit.kafka import read_topic
+from testkit.waiting import eventually
 from tests.services.ingestor.support import running_ingestor, stored_count
 
 JAN_20 = 1_705_708_800_000  # 2024-01-20T00:00:00Z

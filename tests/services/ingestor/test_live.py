@@ -16,7 +16,8 @@ from services.ingestor.metrics import GAP_FILLED, WS_RECONNECTS
 from services.sim import BinanceSim, Market
 from shared import topics
 from shared.config import Settings
-from shared.kafka_tools import eventually, read_topic
+from testkit.kafka import read_topic
+from testkit.waiting import eventually
 from tests.services.ingestor.support import (
     FAST,
     STEP,

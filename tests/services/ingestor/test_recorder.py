@@ -13,8 +13,9 @@ from shared import topics
 from shared.config import Settings
 from shared.db import create_pool
 from shared.events import Candle
-from shared.kafka_tools import eventually, read_topic
 from shared.runtime import make_broker
+from testkit.kafka import read_topic
+from testkit.waiting import eventually
 from tests.services.ingestor.support import STEP, running_ingestor, stored_count
 
 MIDNIGHT = 1_704_153_600_000  # 2024-01-02T00:00:00Z

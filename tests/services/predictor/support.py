@@ -20,11 +20,11 @@ from shared import topics
 from shared.binance_csv import frame_to_candles
 from shared.config import PROJECT_ROOT, Settings
 from shared.events import Candle, ModelPromoted
-from shared.kafka_tools import free_port
 from shared.model.synthetic import DEFAULT_START_MS, synthetic_candles
 from shared.model.training import TrainConfig
 from shared.models_registry import ModelRecord, insert_candidate, promote
 from shared.runtime import make_broker
+from testkit.ports import free_port
 
 SYMBOL = "BTCUSDT"
 INTERVAL = "5m"

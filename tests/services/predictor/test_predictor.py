@@ -14,8 +14,9 @@ from services.predictor.main import serve
 from services.predictor.metrics import MODEL_INFO
 from shared import topics
 from shared.config import Settings
-from shared.kafka_tools import committed, eventually, read_json, read_topic
 from shared.model.artifacts import load_model
+from testkit.kafka import committed, read_json, read_topic
+from testkit.waiting import eventually
 from tests.services.predictor.support import (
     STEP,
     SYMBOL,

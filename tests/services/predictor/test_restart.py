@@ -14,9 +14,10 @@ from services.predictor.handlers import group_id
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle
-from shared.invariants import check_invariants
-from shared.kafka_tools import committed, eventually
 from shared.model.artifacts import load_model
+from testkit.invariants import check_invariants
+from testkit.kafka import committed
+from testkit.waiting import eventually
 from tests.services.predictor.support import (
     INTERVAL,
     STEP,

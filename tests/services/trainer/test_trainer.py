@@ -19,9 +19,10 @@ from shared import topics
 from shared.config import Settings
 from shared.db import create_pool
 from shared.events import DailyTick, DriftEvent, TrainRequest
-from shared.kafka_tools import committed, eventually, read_json, read_topic
 from shared.model.artifacts import load_model
 from shared.runtime import make_broker
+from testkit.kafka import committed, read_json, read_topic
+from testkit.waiting import eventually
 from tests.services.predictor.support import (
     BAD,
     INTERVAL,

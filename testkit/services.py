@@ -21,7 +21,7 @@ import psutil
 
 from shared.config import PROJECT_ROOT, Settings
 from shared.infra.process import port_open
-from shared.kafka_tools import free_port
+from testkit.ports import free_port
 
 #: The port each service serves: metrics for the three workers, the API for the gateway.
 PORT_FIELDS = {

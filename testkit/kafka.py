@@ -1,67 +1,23 @@
-"""Looking at Kafka from outside the services, for tests and benchmarks (and waiting on what they see).
+"""Looking at Kafka from outside the services, for tests and benchmarks: read a topic, committed
+offsets, end offsets, raw bytes in, clean-up.
 
-Plain aiokafka clients with no consumer group, so looking never moves anybody's offsets. Tests
-and benchmarks both import from here: a benchmark must not depend on the test suite.
+Plain aiokafka clients with no consumer group, so looking never moves anybody's offsets.
+Benchmarks import from here too: a benchmark must not depend on the test suite.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.config import Settings
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (for a server a test or benchmark is about to start)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def eventually(
-    check: Callable[[], Awaitable[object]],
-    what: str,
-    *,
-    within: float = 60.0,
-    every: float = 0.1,
-    task: asyncio.Task[Any] | None = None,
-) -> float:
-    """Poll `check` until it returns something true; returns the seconds it took.
-
-    Fails naming `what` after `within` seconds, or at once when `task` (the service under test)
-    has ended, with its exception: a timeout would hide why.
-    """
-    started = time.monotonic()
-    while True:
-        if await check():
-            return time.monotonic() - started
-        if task is not None and task.done():
-            task.result()
-            raise AssertionError(f"the service stopped while waiting for {what}")
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
-async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    """The topic's partitions, in order (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    numbers = sorted(p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"])
-    return [TopicPartition(topic, n) for n in numbers]
+from shared.topics import partitions
 
 
 async def read_topic(settings: Settings, name: str, *, within: float = 30.0) -> list[ConsumerRecord[Any, Any]]:
@@ -119,3 +75,27 @@ async def delete_topics(settings: Settings) -> None:
         pass
     finally:
         await admin.close()
+
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of each partition of `topic` (what a caught-up consumer has committed)."""
+    parts = await partitions(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def publish_raw(settings: Settings, name: str, values: Sequence[bytes], key: bytes | None = None) -> None:
+    """Publish bytes as they are (garbage included), confirmed by the broker, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(settings.topic(name), value, key=key)
+    finally:
+        await producer.stop()

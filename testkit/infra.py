@@ -24,7 +24,7 @@ from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
 from shared.infra.process import port_open
-from shared.kafka_tools import free_port
+from testkit.ports import free_port
 
 
 def free_port_pair() -> int:
