@@ -64,8 +64,14 @@ class Candle(Event):
 
 
 class Prediction(Event):
-    """The predicted next candle (`target_time`), made after the candle at `base_time` closed."""
+    """The predicted next candle (`target_time`), made after the candle at `base_time` closed.
 
+    Version 2 added `kind`: predictions and real closes share the `predictions` topic, and a
+    reader tells them apart by it (`shared.topics.decode` still reads version 1).
+    """
+
+    schema_version: Literal[1, 2] = 2  # type: ignore[assignment]
+    kind: Literal["prediction"] = "prediction"
     symbol: str
     interval: str
     base_time: int
@@ -81,8 +87,13 @@ class Prediction(Event):
 
 
 class RealClose(Event):
-    """The real close of a candle that had been predicted: the prediction's error, now known."""
+    """The real close of a candle that had been predicted: the prediction's error, now known.
 
+    Version 2 added `kind` (see `Prediction`).
+    """
+
+    schema_version: Literal[1, 2] = 2  # type: ignore[assignment]
+    kind: Literal["real_close"] = "real_close"
     symbol: str
     interval: str
     time: int

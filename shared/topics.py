@@ -1,14 +1,24 @@
-"""Kafka topic names and their creation. Every topic is keyed by symbol."""
+"""The topic registry: every Kafka topic declared once, with its contract(s) and its key.
+
+Publishers name a topic by these constants, subscribers decode with `decode`, and the gateway's
+AsyncAPI document is generated from `REGISTRY`; so "which contract goes on which topic" is
+written here and nowhere else. Every topic is keyed by symbol (one stream's events stay in one
+partition, in order).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from pydantic import BaseModel, Field, TypeAdapter
 
+from shared import events
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +32,73 @@ TRAIN_REQUESTS = "train-requests"
 MODELS = "models"
 DEAD_LETTER = "dead-letter"
 
-ALL_TOPICS = (CANDLES, CANDLES_LIVE, PREDICTIONS, DRIFT, TICKS, TRAIN_REQUESTS, MODELS, DEAD_LETTER)
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic: its name (before the settings' prefix), what travels on it, who writes it."""
+
+    name: str
+    contracts: tuple[type[BaseModel], ...]
+    description: str
+    key: str = "symbol"
+
+    @property
+    def schema(self) -> Any:
+        """The payload type: the contract, or a union told apart by its `kind` field."""
+        if len(self.contracts) == 1:
+            return self.contracts[0]
+        union: Any = self.contracts[0]
+        for contract in self.contracts[1:]:
+            union = union | contract
+        return union
+
+
+REGISTRY: dict[str, Topic] = {
+    topic.name: topic
+    for topic in (
+        Topic(CANDLES, (events.Candle,), "Every closed kline, backfilled and live (ingestor)."),
+        Topic(CANDLES_LIVE, (events.Candle,),
+              "Klines still forming, as the websocket updates them, for live charts: never a closed "
+              "candle; only with `publish_forming_candles` (ingestor)."),
+        Topic(PREDICTIONS, (events.Prediction, events.RealClose),
+              "Next-candle predictions (`kind: prediction`), and the real close of each once known "
+              "(`kind: real_close`) (predictor)."),
+        Topic(DRIFT, (events.DriftEvent,), "The model's rolling error crossed a threshold (predictor)."),
+        Topic(TICKS, (events.DailyTick,), "The first candle of a new UTC day was recorded (ingestor)."),
+        Topic(TRAIN_REQUESTS, (events.TrainRequest,), "Requests for a training run (gateway POST /train, CLI)."),
+        Topic(MODELS, (events.ModelPromoted,), "A new champion model; predictors switch to it (trainer)."),
+        Topic(DEAD_LETTER, (events.DeadLetter,),
+              "Messages that could not be processed, with the reason (every service)."),
+    )
+}
+
+ALL_TOPICS = tuple(REGISTRY)
+
+_PREDICTIONS_V2: TypeAdapter[events.Prediction | events.RealClose] = TypeAdapter(
+    Annotated[events.Prediction | events.RealClose, Field(discriminator="kind")]
+)
+
+
+def decode(name: str, payload: bytes | str) -> BaseModel:
+    """The payload as the contract of topic `name`; `pydantic.ValidationError` if it is none.
+
+    On a topic with several contracts the `kind` field says which. Messages written before the
+    discriminator existed (schema_version 1, no `kind`) are still read: the first contract they
+    validate against wins, as the readers of that version did.
+    """
+    topic = REGISTRY[name]
+    if len(topic.contracts) == 1:
+        return topic.contracts[0].model_validate_json(payload)
+    if name == PREDICTIONS and b'"kind"' in (payload.encode() if isinstance(payload, str) else payload):
+        return _PREDICTIONS_V2.validate_json(payload)
+    error: Exception | None = None
+    for contract in topic.contracts:
+        try:
+            return contract.model_validate_json(payload)
+        except ValueError as exc:
+            error = exc
+    assert error is not None
+    raise error
 
 
 def symbol_key(symbol: str) -> bytes:

@@ -73,15 +73,14 @@ class Hub:
 def live_message(payload: bytes | str) -> dict[str, Any] | None:
     """`{"type": "prediction" | "real_close", "data": ...}`, or None for anything else.
 
-    Both events share the topic; their fields tell them apart (`target_time` vs `real_close`).
+    Both events share the topic; their `kind` tells them apart (`shared.topics.decode`).
     """
-    for kind, model in (("prediction", Prediction), ("real_close", RealClose)):
-        try:
-            event = model.model_validate_json(payload)
-        except ValidationError:
-            continue
-        return {"type": kind, "data": event.model_dump(mode="json")}
-    return None
+    try:
+        event = topics.decode(topics.PREDICTIONS, payload)
+    except ValidationError:
+        return None
+    assert isinstance(event, Prediction | RealClose)
+    return {"type": event.kind, "data": event.model_dump(mode="json")}
 
 
 def build_broker(settings: Settings, hub: Hub) -> KafkaBroker:

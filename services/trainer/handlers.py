@@ -32,9 +32,8 @@ def group_id(settings: Settings) -> str:
 def register(broker: KafkaBroker, settings: Settings, triggers: Triggers) -> None:
     """Subscribe the trainer's handler on `broker` (before `broker.start()`)."""
     contracts: dict[str, type[BaseModel]] = {
-        settings.topic(topics.TICKS): DailyTick,
-        settings.topic(topics.DRIFT): DriftEvent,
-        settings.topic(topics.TRAIN_REQUESTS): TrainRequest,
+        settings.topic(name): topics.REGISTRY[name].contracts[0] for name in (topics.TICKS, topics.DRIFT,
+                                                                             topics.TRAIN_REQUESTS)
     }
 
     @broker.subscriber(
