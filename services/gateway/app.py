@@ -14,12 +14,12 @@ from fastapi.staticfiles import StaticFiles
 
 from services.gateway.live import Hub, build_broker, keep_connected
 from services.gateway.metrics import LIVE_CONNECTED, MetricsMiddleware
-from services.gateway.predicting import ModelStore
 from services.gateway.routers import admin, health, live, market, models, monitoring, pages, predict
 from services.gateway.security import DEFAULT_MAX_BODY_BYTES, BodyLimit, add_cors
 from services.gateway.validation import HistoryCandle, PredictRequest
 from shared.config import Settings
 from shared.db import create_pool
+from shared.model.champions import ChampionCache
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(settings.database_readonly)
+        app.state.champions = ChampionCache(app.state.pool, settings.model_dir)
         broker = build_broker(settings, hub)
         app.state.broker = broker
         app.state.kafka_connected = asyncio.Event()
@@ -56,7 +57,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.hub = hub
-    app.state.models = ModelStore(settings.model_dir)
     for router in (health, market, models, monitoring, predict, admin, live, pages):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

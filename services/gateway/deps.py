@@ -16,10 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from services.gateway.live import Hub
-from services.gateway.predicting import ModelStore
 from services.gateway.queries import Paging
 from services.gateway.validation import MAX_TIME
 from shared.config import Settings
+from shared.model.champions import ChampionCache
 
 MAX_LIMIT = 5000
 
@@ -39,15 +39,15 @@ async def get_hub(connection: HTTPConnection) -> Hub:
     return hub
 
 
-async def get_models(connection: HTTPConnection) -> ModelStore:
-    store: ModelStore = connection.app.state.models
-    return store
+async def get_champions(connection: HTTPConnection) -> ChampionCache:
+    champions: ChampionCache = connection.app.state.champions
+    return champions
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 HubDep = Annotated[Hub, Depends(get_hub)]
-ModelStoreDep = Annotated[ModelStore, Depends(get_models)]
+ChampionsDep = Annotated[ChampionCache, Depends(get_champions)]
 
 
 async def get_symbol(

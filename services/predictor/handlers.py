@@ -16,11 +16,11 @@ import logging
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from services.predictor.champions import Champions
 from services.predictor.engine import HistoryGap, Predictor
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, ModelPromoted
+from shared.model.champions import ChampionCache
 from shared.runtime import (
     BATCH_WAIT_MS,
     RETRY_PAUSE,
@@ -39,7 +39,7 @@ def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}candlecast-predictor"
 
 
-def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, champions: Champions) -> None:
+def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, champions: ChampionCache) -> None:
     """Subscribe the predictor's handlers on `broker` (before `broker.start()`)."""
     candles_topic = settings.topic(topics.CANDLES)
     models_topic = settings.topic(topics.MODELS)
@@ -85,4 +85,4 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             event = await decode_or_dead_letter(broker, settings, ModelPromoted, record, service=SERVICE)
             if event is not None and event.interval == settings.interval:
                 log.info("promotion of %s for %s heard", event.version, event.symbol)
-                await champions.refresh(event.symbol)
+                await champions.refresh(event.symbol, event.interval)

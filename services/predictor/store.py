@@ -16,8 +16,8 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
+from services.predictor.core import FutureRow
 from services.predictor.rolling import Drift, FilledRow
-from shared.events import Prediction, RealClose
 from shared.model.forecast import NextCandle
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
@@ -30,11 +30,11 @@ _FUTURE_COLUMNS = (
 
 async def insert_predictions(
     db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
-) -> list[asyncpg.Record]:
+) -> list[FutureRow]:
     """Insert rows for predicted candles that have none yet; returns the rows inserted."""
     if not predictions:
         return []
-    return await db.fetch(
+    rows = await db.fetch(
         f"""INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
                                 pred_amplitude, p_up, base_close, model_version)
            SELECT $1, $2, p.*, $12
@@ -51,24 +51,26 @@ async def insert_predictions(
         [p.low for p in predictions],
         [p.close for p in predictions],
         [p.amplitude for p in predictions],
-        [min(1.0, max(0.0, p.p_up)) for p in predictions],
+        [p.p_up for p in predictions],
         [p.base_close for p in predictions],
         model_version,
     )
+    return [future_row(r) for r in rows]
 
 
-async def stored_predictions(db: Db, symbol: str, interval: str, times: Sequence[int]) -> list[asyncpg.Record]:
+async def stored_predictions(db: Db, symbol: str, interval: str, times: Sequence[int]) -> list[FutureRow]:
     """The stored rows for these target times, oldest first."""
-    return await db.fetch(
+    rows = await db.fetch(
         f"SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2 AND time = ANY($3::bigint[]) "
         "ORDER BY time",
         symbol,
         interval,
         list(times),
     )
+    return [future_row(r) for r in rows]
 
 
-async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> list[asyncpg.Record]:
+async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> list[FutureRow]:
     """Write the real candle into the rows that predicted it (once); returns those rows, oldest first.
 
     `time = ANY(...)` repeats the join key so that the primary key is used whatever plan the
@@ -96,7 +98,7 @@ async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame
         candles["low"].tolist(),
         candles["close"].tolist(),
     )
-    return sorted(rows, key=lambda r: r["time"])
+    return sorted((future_row(r) for r in rows), key=lambda r: r.time)
 
 
 async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[FilledRow]:
@@ -108,7 +110,7 @@ async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[
         interval,
         count,
     )
-    return [filled_row(r) for r in reversed(rows)]
+    return [future_row(r).filled() for r in reversed(rows)]
 
 
 async def insert_drift(db: Db, symbol: str, interval: str, drift: Drift, window: int) -> None:
@@ -136,42 +138,19 @@ async def last_drift_time(db: Db, symbol: str, interval: str) -> int | None:
     return None if value is None else int(value)
 
 
-def filled_row(row: asyncpg.Record) -> FilledRow:
-    return FilledRow(
+def future_row(row: asyncpg.Record) -> FutureRow:
+    return FutureRow(
         time=row["time"],
-        model_version=row["model_version"],
+        base_time=row["base_time"],
+        pred_open=row["pred_open"],
+        pred_high=row["pred_high"],
+        pred_low=row["pred_low"],
         pred_close=row["pred_close"],
+        pred_amplitude=row["pred_amplitude"],
+        p_up=row["p_up"],
+        base_close=row["base_close"],
+        model_version=row["model_version"],
+        predicted_at=row["predicted_at"],
         real_open=row["real_open"],
         real_close=row["real_close"],
-        base_close=row["base_close"],
-        p_up=row["p_up"],
-    )
-
-
-def prediction_event(row: asyncpg.Record, symbol: str, interval: str) -> Prediction:
-    return Prediction(
-        symbol=symbol,
-        interval=interval,
-        base_time=row["base_time"],
-        target_time=row["time"],
-        open=row["pred_open"],
-        high=row["pred_high"],
-        low=row["pred_low"],
-        close=row["pred_close"],
-        amplitude=row["pred_amplitude"],
-        p_up=row["p_up"],
-        model_version=row["model_version"],
-        predicted_at=int(row["predicted_at"].timestamp() * 1000),
-    )
-
-
-def real_close_event(row: asyncpg.Record, symbol: str, interval: str) -> RealClose:
-    return RealClose(
-        symbol=symbol,
-        interval=interval,
-        time=row["time"],
-        pred_close=row["pred_close"],
-        real_close=row["real_close"],
-        err_close=row["real_close"] - row["pred_close"],
-        model_version=row["model_version"],
     )

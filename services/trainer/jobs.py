@@ -23,7 +23,7 @@ import pandas as pd
 
 from shared.model.dataset import SampleSet, temporal_split, valid_end_indices
 from shared.model.evaluation import common_end_indices, evaluate
-from shared.model.inference import LoadedModel
+from shared.model.forecaster import Forecaster
 from shared.model.metrics import finite_metrics
 from shared.model.training import TrainConfig
 
@@ -101,7 +101,7 @@ def train_candidate(job: TrainJob) -> TrainOutcome:
     )
 
 
-def _load_champion(job: TrainJob) -> tuple[LoadedModel | None, str]:
+def _load_champion(job: TrainJob) -> tuple[Forecaster | None, str]:
     if job.champion_path is None:
         return None, ""
     from shared.model.artifacts import load_model
@@ -114,7 +114,7 @@ def _load_champion(job: TrainJob) -> tuple[LoadedModel | None, str]:
 
 
 def compare(
-    candidate: LoadedModel, champion: LoadedModel | None, candles: pd.DataFrame, test_start: int | None, note: str = ""
+    candidate: Forecaster, champion: Forecaster | None, candles: pd.DataFrame, test_start: int | None, note: str = ""
 ) -> Comparison:
     since = test_start
     champion_start = champion.metadata.get("test_start") if champion is not None else None
@@ -174,7 +174,7 @@ class SeriesRows:
     def records(self) -> list[tuple[Any, ...]]:
         return [
             (int(self.time[i]), float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i]),
-             float(self.amplitude[i]), float(min(1.0, max(0.0, self.p_up[i]))), self.split[i])
+             float(self.amplitude[i]), float(self.p_up[i]), self.split[i])
             for i in range(len(self.time))
         ]
 

@@ -1,9 +1,9 @@
 """Versioned model folders: write them atomically, load them only if they still fit the code.
 
     <model_dir>/<SYMBOL>-<interval>-<YYYYMMDDTHHMMSSZ>/
-        model.keras          the Keras model (weights and architecture)
         preprocessing.json   window, feature list, scalers, climatology
-        metadata.json        symbol, interval, data range, metrics, baselines, versions, checksums
+        metadata.json        kind, symbol, interval, data range, metrics, baselines, versions, checksums
+        ...                  the kind's own files (the LSTM's `model.keras`), see `shared.model.forecaster`
 
 A model is only as good as the features it was trained on: loading refuses a folder whose
 feature list or feature version differs from the running code's, whose files do not match their
@@ -23,19 +23,18 @@ from typing import Any
 
 from shared.config import INTERVAL_MS
 from shared.features import FEATURE_VERSION, FEATURES, LOOKBACK
-from shared.model._tf import keras_module, library_versions
+from shared.model import forecaster
+from shared.model._tf import library_versions
 from shared.model.dataset import TARGETS, Preprocessing
-from shared.model.inference import LoadedModel
+from shared.model.forecaster import Forecaster
 from shared.model.report import jsonable
 from shared.model.training import TrainResult
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
 METADATA_FILE = "metadata.json"
-_CHECKED_FILES = (MODEL_FILE, PREPROCESSING_FILE)
 
 
 class ArtifactError(RuntimeError):
@@ -82,9 +81,9 @@ def save_model(result: TrainResult, model_dir: Path, symbol: str, interval: str)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        result.model.keras_model.save(staging / MODEL_FILE)
+        own_files = result.model.save_files(staging)
         (staging / PREPROCESSING_FILE).write_text(json.dumps(result.model.preprocessing.to_dict(), indent=1))
-        checksums = {name: _sha256(staging / name) for name in _CHECKED_FILES}
+        checksums = {name: _sha256(staging / name) for name in (*own_files, PREPROCESSING_FILE)}
         metadata = _metadata(result, version, symbol, interval, checksums)
         (staging / METADATA_FILE).write_text(json.dumps(jsonable(metadata), indent=1, allow_nan=False))
         os.replace(staging, model_dir / version)
@@ -101,9 +100,10 @@ def _metadata(
     result: TrainResult, version: str, symbol: str, interval: str, checksums: dict[str, str]
 ) -> dict[str, Any]:
     pre = result.model.preprocessing
-    combined = hashlib.sha256("".join(checksums[n] for n in _CHECKED_FILES).encode()).hexdigest()
+    combined = hashlib.sha256("".join(checksums.values()).encode()).hexdigest()
     return {
         "format_version": FORMAT_VERSION,
+        "kind": result.model.kind,
         "version": version,
         "symbol": symbol.upper(),
         "interval": interval,
@@ -164,8 +164,9 @@ def _check_compatible(metadata: dict[str, Any], pre: Preprocessing, path: Path, 
             log.warning("%s: saved with %s %s, running %s", path, lib, saved[lib], current[lib])
 
 
-def load_model(path: Path | str, *, strict_versions: bool = False) -> LoadedModel:
-    """Load a version folder, after checking checksums, features and library versions.
+def load_model(path: Path | str, *, strict_versions: bool = False) -> Forecaster:
+    """Load a version folder as the kind its metadata names, after checking checksums, features
+    and library versions.
 
     `strict_versions=True` also refuses minor Keras/TensorFlow version differences.
     """
@@ -177,15 +178,19 @@ def load_model(path: Path | str, *, strict_versions: bool = False) -> LoadedMode
         metadata = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{meta_path}: unreadable metadata ({exc})") from None
-    for name in _CHECKED_FILES:
+    checksums = metadata.get("checksums", {})
+    if PREPROCESSING_FILE not in checksums:
+        raise ArtifactError(f"{path}: metadata has no checksum for {PREPROCESSING_FILE}")
+    for name in checksums:
         file = path / name
         if not file.is_file():
             raise ArtifactError(f"{path}: {name} is missing")
-        expected = metadata.get("checksums", {}).get(name)
-        if expected != _sha256(file):
+        if checksums[name] != _sha256(file):
             raise ArtifactError(f"{file}: checksum mismatch (file changed or truncated since it was saved)")
     preprocessing = Preprocessing.from_dict(json.loads((path / PREPROCESSING_FILE).read_text()))
     _check_compatible(metadata, preprocessing, path, strict_versions)
-    keras = keras_module()
-    keras_model = keras.models.load_model(path / MODEL_FILE, compile=False)
-    return LoadedModel.from_keras(keras_model, preprocessing, metadata, path)
+    try:
+        kind = str(metadata.get("kind", forecaster.DEFAULT_KIND))
+        return forecaster.load_files(kind, path, preprocessing, metadata)
+    except ValueError as exc:  # an unknown kind
+        raise ArtifactError(f"{path}: {exc}") from None

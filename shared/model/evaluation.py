@@ -15,7 +15,7 @@ import pandas as pd
 from shared.model.baselines import actual_candles, all_baselines
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import Forecast
-from shared.model.inference import LoadedModel
+from shared.model.forecaster import Forecaster
 from shared.model.metrics import forecast_metrics
 from shared.model.report import leakage_alarms
 
@@ -73,7 +73,7 @@ def compute_all(
     return {name: forecast_metrics(actual, f, base_close, reference) for name, f in forecasts.items()}
 
 
-def evaluable_end_indices(candles: pd.DataFrame, model: LoadedModel, since_ms: int | None = None) -> np.ndarray:
+def evaluable_end_indices(candles: pd.DataFrame, model: Forecaster, since_ms: int | None = None) -> np.ndarray:
     """End indices with full gap-free history and a known next candle (optionally from a time on).
 
     `since_ms` keeps rows whose predicted candle opens at or after it (e.g. a test-period start).
@@ -85,7 +85,7 @@ def evaluable_end_indices(candles: pd.DataFrame, model: LoadedModel, since_ms: i
     return ends
 
 
-def common_end_indices(candles: pd.DataFrame, models: Sequence[LoadedModel], since_ms: int | None = None) -> np.ndarray:
+def common_end_indices(candles: pd.DataFrame, models: Sequence[Forecaster], since_ms: int | None = None) -> np.ndarray:
     """Rows every model can be evaluated on: what a fair candidate-vs-champion comparison uses."""
     sets = [evaluable_end_indices(candles, m, since_ms) for m in models]
     common = sets[0]
@@ -95,7 +95,7 @@ def common_end_indices(candles: pd.DataFrame, models: Sequence[LoadedModel], sin
 
 
 def evaluate_forecast(
-    candles: pd.DataFrame, end_indices: np.ndarray, model_forecast: Forecast, model: LoadedModel
+    candles: pd.DataFrame, end_indices: np.ndarray, model_forecast: Forecast, model: Forecaster
 ) -> Evaluation:
     """Put an already computed model forecast beside the baselines on the same rows."""
     ends = np.asarray(end_indices, dtype=np.int64)
@@ -111,7 +111,7 @@ def evaluate_forecast(
 
 
 def evaluate(
-    loaded: LoadedModel,
+    loaded: Forecaster,
     candles: pd.DataFrame,
     *,
     end_indices: Sequence[int] | np.ndarray | None = None,

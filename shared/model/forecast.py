@@ -33,6 +33,11 @@ class Forecast:
     close: np.ndarray
     p_up: np.ndarray
 
+    def __post_init__(self) -> None:
+        # The one place p_up is clamped: every model kind's output passes through here, so
+        # events, rows and responses carry a probability without clamping it again.
+        self.p_up = np.clip(np.asarray(self.p_up, np.float64), 0.0, 1.0)
+
     @classmethod
     def from_log_ratios(cls, base_close: np.ndarray, log_ratios: np.ndarray, p_up: np.ndarray) -> Forecast:
         """Rebuild prices from log(price / last close) in `TARGETS` order, made consistent."""
@@ -87,7 +92,7 @@ class NextCandle:
             low=self.low,
             close=self.close,
             amplitude=self.amplitude,
-            p_up=min(1.0, max(0.0, self.p_up)),
+            p_up=self.p_up,
             model_version=model_version,
         )
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,15 @@ from shared.model.dataset import Preprocessing, make_windows, valid_end_indices
 from shared.model.forecast import Forecast, NextCandle, next_candles
 from shared.model.network import CLASSIFICATION_HEAD, MEMBER_PREFIX, REGRESSION_HEAD, lstm_name
 
+if TYPE_CHECKING:
+    import threading
+
+    from shared.model.training import Progress, TrainConfig, TrainResult
+
 log = logging.getLogger(__name__)
+
+#: The LSTM kind's own file in a version folder.
+KERAS_FILE = "model.keras"
 
 _CHUNK = 1024  # samples per forward chunk: bounds memory at ~60 MB for W=60, 32 units
 
@@ -126,7 +134,8 @@ class NumpyEnsemble:
 
 @dataclass
 class LoadedModel:
-    """A trained model ready to predict: Keras model, preprocessing, fast path, metadata."""
+    """The `lstm` kind of `shared.model.forecaster.Forecaster`: a trained multi-task LSTM ready to
+    predict (Keras model, preprocessing, NumPy fast path, metadata)."""
 
     keras_model: Any
     preprocessing: Preprocessing
@@ -143,6 +152,34 @@ class LoadedModel:
         path: Path | None = None,
     ) -> LoadedModel:
         return cls(keras_model, preprocessing, NumpyEnsemble.from_keras(keras_model), dict(metadata or {}), path)
+
+    @property
+    def kind(self) -> str:
+        return "lstm"
+
+    @classmethod
+    def fit(
+        cls,
+        candles: pd.DataFrame,
+        config: TrainConfig,
+        progress: Progress | None = None,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> TrainResult:
+        from shared.model.training import train_model  # imports TensorFlow
+
+        return train_model(candles, config, progress, cancel=cancel)
+
+    def save_files(self, folder: Path) -> tuple[str, ...]:
+        self.keras_model.save(folder / KERAS_FILE)
+        return (KERAS_FILE,)
+
+    @classmethod
+    def load_files(cls, folder: Path, preprocessing: Preprocessing, metadata: dict[str, Any]) -> LoadedModel:
+        from shared.model._tf import keras_module  # imports TensorFlow
+
+        keras_model = keras_module().models.load_model(folder / KERAS_FILE, compile=False)
+        return cls.from_keras(keras_model, preprocessing, metadata, folder)
 
     @property
     def version(self) -> str:

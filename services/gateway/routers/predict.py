@@ -16,8 +16,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import UploadFile
 
-from services.gateway.deps import ModelStoreDep, PoolDep, SettingsDep, resolve_symbol
-from services.gateway.predicting import ModelUnavailable, PredictResponse, predict
+from services.gateway.deps import ChampionsDep, SettingsDep, resolve_symbol
+from services.gateway.predicting import PredictResponse, predict
 from services.gateway.schemas import Problem
 from services.gateway.validation import (
     MAX_HORIZON,
@@ -112,7 +112,7 @@ async def read_history(request: Request, interval_ms: int) -> History:
         503: {"model": Problem, "description": "no model can answer yet"},
     },
 )
-async def predict_next(request: Request, settings: SettingsDep, pool: PoolDep, store: ModelStoreDep) -> PredictResponse:
+async def predict_next(request: Request, settings: SettingsDep, champions: ChampionsDep) -> PredictResponse:
     """The next candle, `p_up`, and optionally `horizon` steps ahead (each step fed back).
 
     The history must have enough candles for the model's window and feature lookback, times
@@ -123,10 +123,10 @@ async def predict_next(request: Request, settings: SettingsDep, pool: PoolDep, s
         history = await read_history(request, settings.interval_ms)
         symbol = resolve_symbol(settings, history.symbol)
         check_history(history.frame, settings.interval_ms, required_rows(settings.window), history.lines)
-        try:
-            loaded = await store.champion(pool, symbol, settings.interval)
-        except ModelUnavailable as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+        champion = await champions.refresh(symbol, settings.interval)
+        if champion is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, champions.problem(symbol, settings.interval))
+        loaded = champion.model
         # The model may have been trained with another window than the settings say.
         check_history(history.frame, int(loaded.interval_ms), int(loaded.history_needed), history.lines)
     except HistoryInvalid as exc:

@@ -11,13 +11,13 @@ import pytest
 
 from shared.model.artifacts import (
     METADATA_FILE,
-    MODEL_FILE,
     PREPROCESSING_FILE,
     ArtifactError,
     _sha256,
     load_model,
     save_model,
 )
+from shared.model.inference import KERAS_FILE
 from shared.model.training import TrainResult
 
 
@@ -34,7 +34,7 @@ def _copy(saved: Path, tmp_path: Path) -> Path:
 
 def test_folder_layout_and_metadata(saved: Path, trained: TrainResult) -> None:
     assert re.fullmatch(r"BTCUSDT-5m-\d{8}T\d{6}Z", saved.name)
-    assert {p.name for p in saved.iterdir()} == {MODEL_FILE, PREPROCESSING_FILE, METADATA_FILE}
+    assert {p.name for p in saved.iterdir()} == {KERAS_FILE, PREPROCESSING_FILE, METADATA_FILE}
     meta = json.loads((saved / METADATA_FILE).read_text())
     assert meta["version"] == saved.name and meta["symbol"] == "BTCUSDT" and meta["interval"] == "5m"
     assert meta["window"] == trained.config.window and meta["features"] == list(trained.model.preprocessing.features)
@@ -124,6 +124,6 @@ def test_not_a_model_folder(tmp_path: Path) -> None:
 
 def test_missing_weights(saved: Path, tmp_path: Path) -> None:
     copy = _copy(saved, tmp_path)
-    (copy / MODEL_FILE).unlink()
+    (copy / KERAS_FILE).unlink()
     with pytest.raises(ArtifactError, match="missing"):
         load_model(copy)

@@ -1,0 +1,174 @@
+"""The predictor's pure core, alone: no Kafka, no Postgres, no clock.
+
+The model here is a real `Forecaster` of the simplest kind (next close = last close ± a fixed
+step), so what is asserted is the core's bookkeeping, not a model's quality.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from services.predictor.core import FutureRow, StreamState
+from services.predictor.rolling import DriftPolicy
+from shared.events import Prediction, RealClose
+from shared.features import LOOKBACK
+from shared.model.dataset import Preprocessing
+from shared.model.forecast import Forecast, NextCandle, next_candles
+from shared.model.forecaster import Forecaster
+from tests.services.predictor.support import INTERVAL, STEP, SYMBOL, candle_frame
+
+WINDOW = 4
+NEED = WINDOW + LOOKBACK  # what every kind needs: its window plus the features' lookback
+POLICY = DriftPolicy(window=5, mape_threshold=0.5, ratio_threshold=0.0, cooldown_ms=10 * STEP)
+
+
+@dataclass
+class ShiftModel:
+    """Predicts every price as the last close times `1 + shift`."""
+
+    shift: float = 0.0
+    version_name: str = "shift-v1"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    preprocessing: Preprocessing = None  # type: ignore[assignment]
+
+    kind = "shift"
+    window = WINDOW
+    history_needed = NEED
+    interval_ms = STEP
+
+    @property
+    def version(self) -> str:
+        return self.version_name
+
+    def forecast(self, candles: pd.DataFrame, end_indices: Any) -> Forecast:
+        base = candles["close"].to_numpy(np.float64)[np.asarray(end_indices, np.int64)] * (1 + self.shift)
+        return Forecast(open=base, high=base, low=base, close=base, p_up=np.full(len(base), 1.7))
+
+    def predict_many(self, candles: pd.DataFrame, end_indices: Any) -> list[NextCandle]:
+        ends = np.asarray(end_indices, np.int64)
+        return next_candles(self.forecast(candles, ends), candles["open_time"].to_numpy(np.int64)[ends],
+                            candles["close"].to_numpy(np.float64)[ends], STEP)
+
+    def predict_next(self, candles: pd.DataFrame) -> NextCandle:
+        return self.predict_many(candles, [len(candles) - 1])[0]
+
+    def save_files(self, folder: Path) -> tuple[str, ...]:
+        return ()
+
+
+def stored(predictions: list[NextCandle], version: str) -> list[FutureRow]:
+    """What the store returns for newly inserted predictions."""
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    return [FutureRow(time=p.target_time, base_time=p.base_time, pred_open=p.open, pred_high=p.high, pred_low=p.low,
+                      pred_close=p.close, pred_amplitude=p.amplitude, p_up=p.p_up, base_close=p.base_close,
+                      model_version=version, predicted_at=at) for p in predictions]
+
+
+def fill(rows: list[FutureRow], candles: pd.DataFrame) -> list[FutureRow]:
+    """What the store returns for the rows that the candles fill."""
+    real = {int(r.open_time): r for r in candles.itertuples()}
+    return [FutureRow(**{**row.__dict__, "real_open": real[row.time].open, "real_close": real[row.time].close})
+            for row in rows if row.time in real]
+
+
+def new_state() -> StreamState:
+    return StreamState(SYMBOL, INTERVAL, STEP, POLICY, keep=2 * NEED)
+
+
+def test_the_shift_model_is_a_forecaster() -> None:
+    assert isinstance(ShiftModel(), Forecaster)
+
+
+def test_every_candle_with_a_full_history_is_predicted_and_p_up_is_clamped_once() -> None:
+    state, candles = new_state(), candle_frame(NEED + 14)
+    predictions = state.advance(candles, ShiftModel())
+    # The first NEED - 1 candles lack a full history; every later one is predicted, in order.
+    assert [p.base_time for p in predictions] == candles["open_time"].tolist()[NEED - 1:]
+    assert all(p.target_time == p.base_time + STEP for p in predictions)
+    assert all(p.p_up == 1.0 for p in predictions)  # the model said 1.7: clamped at its output
+
+
+def test_no_model_predicts_nothing_but_the_candles_are_kept() -> None:
+    state, candles = new_state(), candle_frame(10)
+    assert state.advance(candles, None) == []
+    assert state.history.last_time == int(candles["open_time"].iloc[-1])
+
+
+def test_a_gap_needs_a_full_window_again() -> None:
+    state, candles = new_state(), candle_frame(2 * NEED + 10)
+    state.advance(candles.iloc[:NEED + 2], ShiftModel())
+    after_gap = candles.iloc[NEED + 4:]  # two candles never arrive
+    predicted = state.advance(after_gap, ShiftModel())
+    first_after = int(after_gap["open_time"].iloc[0])
+    assert state.gap_before(first_after)
+    # Predictions resume once WINDOW candles after the gap exist.
+    assert min(p.base_time for p in predicted) == first_after + (NEED - 1) * STEP
+
+
+def test_missing_history_is_asked_for_once_then_known() -> None:
+    state, candles = new_state(), candle_frame(NEED + 10)
+    first = int(candles["open_time"].iloc[NEED + 5])
+    state.history.floor = int(candles["open_time"].iloc[0])
+    missing = state.missing_history(first, NEED)
+    assert missing == (first - NEED * STEP, first)
+    state.history.loaded(candles.iloc[5 : NEED + 5], *missing)
+    assert state.missing_history(first, NEED) is None
+
+
+def test_settle_turns_stored_and_filled_rows_into_events_in_order() -> None:
+    state, candles = new_state(), candle_frame(NEED + 4)
+    model = ShiftModel()
+    rows = stored(state.advance(candles.iloc[: NEED + 2], model), model.version)
+    outcome = state.settle(rows, [], model.version, upto=int(candles["open_time"].iloc[NEED + 1]), detected_at=0)
+    assert [type(e) for e in outcome.events] == [Prediction] * len(rows)
+    assert [e.target_time for e in outcome.predictions] == [r.time for r in rows]
+
+    nxt = candles.iloc[NEED + 2 : NEED + 3]
+    new_rows = stored(state.advance(nxt, model), model.version)
+    filled = fill(rows, nxt)
+    outcome = state.settle(new_rows, filled, model.version, upto=int(nxt["open_time"].iloc[0]), detected_at=0)
+    assert [type(e) for e in outcome.events] == [RealClose, Prediction]
+    real_close = outcome.real_closes[0]
+    assert real_close.time == int(nxt["open_time"].iloc[0])
+    assert real_close.err_close == real_close.real_close - real_close.pred_close
+    assert len(state.rolling) == 1 and outcome.drift is None
+
+
+def test_drift_is_declared_once_per_cool_down_on_a_window_of_the_model_in_use() -> None:
+    state, candles = new_state(), candle_frame(NEED + 40)
+    bad = ShiftModel(shift=0.05)  # 5% off: far over the 0.5% MAPE threshold
+    rows = stored(state.advance(candles.iloc[:NEED], bad), bad.version)
+    drifts = []
+    for i in range(NEED, NEED + 34):
+        candle = candles.iloc[i : i + 1]
+        new_rows = stored(state.advance(candle, bad), bad.version)
+        filled = fill(rows, candle)
+        outcome = state.settle(new_rows, filled, bad.version, upto=int(candle["open_time"].iloc[0]), detected_at=7)
+        rows = new_rows
+        if outcome.drift is not None:
+            drifts.append((i, outcome))
+    first_index, first = drifts[0]
+    # Not before the window holds POLICY.window filled rows of this model; then once per cool-down.
+    assert first_index == NEED + POLICY.window - 1
+    assert first.drift_event is not None and first.drift_event.detected_at == 7
+    assert first.drift_event.model_version == bad.version and first.drift_event.window == POLICY.window
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(drifts)]
+    assert gaps and all(g == POLICY.cooldown_ms // STEP for g in gaps)
+
+
+def test_the_history_stays_bounded() -> None:
+    state, candles = new_state(), candle_frame(6 * NEED)
+    model = ShiftModel()
+    for i in range(0, 6 * NEED, 10):
+        part = candles.iloc[i : i + 10]
+        state.advance(part, model)
+        state.settle([], [], model.version, upto=int(part["open_time"].iloc[-1]), detected_at=0)
+    assert len(state.history) <= 2 * NEED
