@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # predicted in one batch; the first model is trained once `train_min_candles` are stored;
     # `train_config` overrides fields of `shared.model.training.TrainConfig` (JSON in the env).
     predictor_batch_size: int = 1000
+    # A delivery whose handler fails for a reason other than the infrastructure (a bug, a value
+    # the database refuses) is tried `handler_attempts` times (backoff from `handler_backoff_seconds`,
+    # doubled each time), then its messages one by one: those that still fail go to dead-letter
+    # with the error, and the partition goes on. An unreachable Kafka or Postgres is waited for.
+    handler_attempts: int = Field(default=3, ge=1)
+    handler_backoff_seconds: float = Field(default=1.0, ge=0)
     train_min_candles: int = 2016
     train_config: dict[str, object] = {}
 

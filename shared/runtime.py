@@ -100,9 +100,10 @@ def validation_reason(exc: ValidationError) -> str:
 
 
 def kafka_records(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, Any], ...]:
-    """The records of one delivery: a batch subscriber's tuple, or a plain subscriber's one record."""
+    """The records of one delivery: a batch subscriber's tuple (a list under `TestKafkaBroker`), or a
+    plain subscriber's one record."""
     raw = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    return tuple(raw) if isinstance(raw, tuple | list) else (raw,)
 
 
 async def undecoded(message: StreamMessage[Any]) -> None:
@@ -126,7 +127,7 @@ class DeadLetters:
         self._broker = broker
         self._settings = settings
         self._service = service
-        self._rejected: list[tuple[ConsumerRecord[Any, Any], str]] = []
+        self._rejected: list[tuple[ConsumerRecord[Any, Any], str, str]] = []
 
     def decode(self, model: type[E], record: ConsumerRecord[Any, Any]) -> E | None:
         """The record as a `model`, or None with the reason kept for `send()`."""
@@ -136,15 +137,15 @@ class DeadLetters:
             self.reject(record, validation_reason(exc))
             return None
 
-    def reject(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
-        """A record that decoded but that this service cannot use, for `send()`."""
-        self._rejected.append((record, reason))
+    def reject(self, record: ConsumerRecord[Any, Any], reason: str, kind: str = "invalid") -> None:
+        """A record that decoded but that this service cannot use (`kind` for the metric), for `send()`."""
+        self._rejected.append((record, reason, kind))
 
     async def send(self) -> None:
         rejected, self._rejected = self._rejected, []
-        for record, reason in rejected:
+        for record, reason, kind in rejected:
             await dead_letter(self._broker, self._settings, service=self._service, source_topic=record.topic,
-                              reason=reason, payload=record.value or b"", key=record.key)
+                              reason=reason, payload=record.value or b"", key=record.key, kind=kind)
 
 
 async def decode_or_dead_letter(

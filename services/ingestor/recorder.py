@@ -2,7 +2,8 @@
 
 A batch is one transaction (an upsert, so a replayed candle just overwrites itself) and the
 consumer offsets are committed after it; a crash anywhere replays the batch and loses nothing.
-A message that is not a valid `Candle` goes to dead-letter with the reason, and the batch goes on.
+A message that is not a valid `Candle` goes to dead-letter with the reason, and the batch goes on;
+so does a candle the database refuses (after retries, `shared.failures`).
 
 After the database commit, a `DailyTick` is published for each candle that opens a new UTC day
 compared with the candle stored just before it. That is decided by event time, from the data,
@@ -14,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -25,6 +29,7 @@ from services.ingestor.store import previous_open_time, upsert_candles
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, DailyTick
+from shared.failures import TRANSIENT, RetryPolicy, failure_reason, process_isolating
 from shared.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ def add_recorder(
     """Subscribe the recorder on `broker` (before `broker.start()`); it uses `pool` for Postgres."""
     source = settings.topic(topics.CANDLES)
     ticks_topic = settings.topic(topics.TICKS)
+    retry = RetryPolicy.from_settings(settings)
 
     @broker.subscriber(
         source,
@@ -86,20 +92,29 @@ def add_recorder(
     async def record_candles(message: KafkaMessage) -> None:
         records = kafka_records(message)
         letters = DeadLetters(broker, settings, service=SERVICE)
-        candles = [c for c in (letters.decode(Candle, r) for r in records) if c is not None]
+        items = [(r, c) for r, c in ((r, letters.decode(Candle, r)) for r in records) if c is not None]
         RECORD_BATCH.observe(len(records))
-        try:
+        ticks: list[DailyTick] = []
+
+        async def record(part: Sequence[tuple[ConsumerRecord[Any, Any], Candle]]) -> None:
             async with pool.acquire() as conn, conn.transaction():
-                ticks = await record_batch(conn, candles)
-        except (asyncpg.PostgresError, OSError) as exc:
+                ticks.extend(await record_batch(conn, [c for _, c in part]))
+
+        try:
+            failed = await process_isolating(items, record, retry, what="a batch of candles to record")
+        except TRANSIENT as exc:
             log.error("recording a batch of %d failed (%s); it will be replayed", len(records), exc)
             await asyncio.sleep(RETRY_PAUSE)
             raise
+        for (record, _), error in failed:
+            letters.reject(record, failure_reason(error), kind="handler_error")
         await letters.send()  # only now: a failed batch is replayed and would send them twice
         for tick in ticks:
             await broker.publish(tick, ticks_topic, key=topics.symbol_key(tick.symbol))
         counts: dict[str, int] = defaultdict(int)
-        for candle in candles:
-            counts[candle.symbol] += 1
+        rejected = {id(r) for (r, _), _ in failed}
+        for record, candle in items:
+            if id(record) not in rejected:
+                counts[candle.symbol] += 1
         for symbol, count in counts.items():
             RECORDED.labels(symbol).inc(count)

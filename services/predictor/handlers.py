@@ -1,9 +1,11 @@
 """The predictor's Kafka subscribers: closed candles in batches, and model promotions.
 
 Candles: one consumer group (scales out by partitions, i.e. by symbol), offsets committed only
-after the batch is in the database (`NACK_ON_ERROR` rewinds a failed batch, which is replayed).
-A message that is not a valid candle of this interval goes to dead-letter once the rest of its
-batch is stored, so a failed batch cannot dead-letter it twice.
+after the batch is in the database (`NACK_ON_ERROR` rewinds a batch that failed on the
+infrastructure, which is replayed). A batch that fails for another reason is retried, then
+taken apart (`shared.failures`): a candle that fails alone goes to dead-letter with the error and
+the next candles are predicted. A message that is not a valid candle of this interval goes to
+dead-letter too, once the rest of its batch is stored, so a replayed batch cannot dead-letter it twice.
 
 Promotions: no consumer group, so that every predictor instance hears every promotion.
 """
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Any
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -20,6 +25,7 @@ from services.predictor.engine import HistoryGap, Predictor
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, ModelPromoted
+from shared.failures import TRANSIENT, RetryPolicy, failure_reason, process_isolating
 from shared.model.champions import ChampionCache
 from shared.runtime import (
     BATCH_WAIT_MS,
@@ -42,6 +48,7 @@ def group_id(settings: Settings) -> str:
 def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, champions: ChampionCache) -> None:
     """Subscribe the predictor's handlers on `broker` (before `broker.start()`)."""
     candles_topic = settings.topic(topics.CANDLES)
+    retry = RetryPolicy.from_settings(settings)
     models_topic = settings.topic(topics.MODELS)
 
     @broker.subscriber(
@@ -55,9 +62,8 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
         decoder=undecoded,
     )
     async def on_candles(message: KafkaMessage) -> None:
-        candles: list[Candle] = []
-        received: list[int] = []
         letters = DeadLetters(broker, settings, service=SERVICE)
+        items: list[tuple[ConsumerRecord[Any, Any], Candle]] = []
         for record in kafka_records(message):
             candle = letters.decode(Candle, record)
             if candle is None:
@@ -65,18 +71,24 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             if candle.interval != settings.interval:
                 letters.reject(record, f"interval {candle.interval!r}: this predictor serves {settings.interval!r}")
                 continue
-            candles.append(candle)
-            received.append(record.timestamp)
+            items.append((record, candle))
+
+        async def predict(part: Sequence[tuple[ConsumerRecord[Any, Any], Candle]]) -> None:
+            await predictor.process([c for _, c in part], [r.timestamp for r, _ in part])
+
         try:
-            await predictor.process(candles, received)
+            failed = await process_isolating(items, predict, retry, transient=(*TRANSIENT, HistoryGap),
+                                             what="a batch of candles")
         except HistoryGap as exc:
             log.warning("%s; replaying the batch in %.0f s", exc, RETRY_PAUSE)
             await asyncio.sleep(RETRY_PAUSE)
             raise
         except Exception:
-            log.exception("a batch of %d candles failed; it will be replayed", len(candles))
+            log.exception("a batch of %d candles failed; it will be replayed", len(items))
             await asyncio.sleep(RETRY_PAUSE)
             raise
+        for (record, _), error in failed:
+            letters.reject(record, failure_reason(error), kind="handler_error")
         await letters.send()
 
     @broker.subscriber(models_topic, auto_offset_reset="latest", decoder=undecoded, batch=True)

@@ -2,13 +2,15 @@
 
 One consumer in one group reads the three topics; a handler only decides and schedules (the
 training itself runs in the worker process), so the consumer keeps polling and keeps its group
-membership through hour-long trainings. Offsets are committed once the trigger is scheduled.
+membership through hour-long trainings. Offsets are committed once the trigger is scheduled; a
+trigger that cannot be scheduled (after retries, `shared.failures`) goes to dead-letter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -18,7 +20,8 @@ from services.trainer.triggers import Triggers
 from shared import topics
 from shared.config import Settings
 from shared.events import DailyTick, DriftEvent, TrainRequest
-from shared.runtime import RETRY_PAUSE, decode_or_dead_letter, kafka_records, undecoded
+from shared.failures import RetryPolicy, failure_reason, process_isolating
+from shared.runtime import RETRY_PAUSE, dead_letter, decode_or_dead_letter, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ def group_id(settings: Settings) -> str:
 
 def register(broker: KafkaBroker, settings: Settings, triggers: Triggers) -> None:
     """Subscribe the trainer's handler on `broker` (before `broker.start()`)."""
+    retry = RetryPolicy.from_settings(settings)
     contracts: dict[str, type[BaseModel]] = {
         settings.topic(name): topics.REGISTRY[name].contracts[0] for name in (topics.TICKS, topics.DRIFT,
                                                                              topics.TRAIN_REQUESTS)
@@ -46,14 +50,25 @@ def register(broker: KafkaBroker, settings: Settings, triggers: Triggers) -> Non
     async def on_trigger(message: KafkaMessage) -> None:
         (record,) = kafka_records(message)  # not a batch subscriber
         event = await decode_or_dead_letter(broker, settings, contracts[record.topic], record, service=SERVICE)
+        if event is None:
+            return
+
+        async def schedule(events: Sequence[BaseModel]) -> None:
+            for item in events:
+                if isinstance(item, DailyTick):
+                    await triggers.tick(item)
+                elif isinstance(item, DriftEvent):
+                    await triggers.drift(item)
+                elif isinstance(item, TrainRequest):
+                    await triggers.request(item)
+
         try:
-            if isinstance(event, DailyTick):
-                await triggers.tick(event)
-            elif isinstance(event, DriftEvent):
-                await triggers.drift(event)
-            elif isinstance(event, TrainRequest):
-                await triggers.request(event)
+            failed = await process_isolating([event], schedule, retry, what=f"a trigger from {record.topic}")
         except Exception:
             log.exception("handling a trigger from %s failed; it will be redelivered", record.topic)
             await asyncio.sleep(RETRY_PAUSE)
             raise
+        for _, error in failed:
+            await dead_letter(broker, settings, service=SERVICE, source_topic=record.topic,
+                              reason=failure_reason(error), payload=record.value or b"", key=record.key,
+                              kind="handler_error")

@@ -207,3 +207,38 @@ async def test_malformed_candles_are_dead_lettered_and_the_batch_goes_on(
 
 async def _count(db: asyncpg.Connection, n: int) -> bool:
     return len(await futures_rows(db)) >= n
+
+
+async def test_a_poison_candle_is_dead_lettered_and_the_partition_goes_on(
+    settings: Settings, db: asyncpg.Connection, tiny_models: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the real Kafka and Postgres: a candle whose write fails (not the infrastructure) every
+    time is dead-lettered after the configured attempts; the candles after it are predicted."""
+    from services.predictor import store
+
+    settings = settings.model_copy(update={"handler_attempts": 2, "handler_backoff_seconds": 0.05})
+    await make_champion(db, tiny_models[0])
+    candles = as_candles(candle_frame(261, seed=5))
+    poison = candles[230]
+    insert = store.insert_predictions
+
+    async def refusing(conn, symbol, interval, predictions, version):  # type: ignore[no-untyped-def]
+        if any(p.base_time == poison.open_time for p in predictions):
+            raise ValueError("a value the database refuses")
+        return await insert(conn, symbol, interval, predictions, version)
+
+    monkeypatch.setattr(store, "insert_predictions", refusing)
+    await store_candles(db, candles[:200])
+    await publish(settings, topics.CANDLES, candles[200:261])
+
+    async def consumed() -> bool:
+        return await committed(settings, group_id(settings), topics.CANDLES) >= 61
+
+    async with running(serve, settings) as task:
+        await eventually(consumed, "every candle, the poison included, to be consumed", task=task)
+    times = [r["time"] for r in await futures_rows(db)]
+    assert times == [c.open_time + STEP for c in candles[200:261] if c is not poison]
+    letters = await read_json(settings, topics.DEAD_LETTER)
+    assert len(letters) == 1
+    assert letters[0]["reason"] == "handler failed: ValueError: a value the database refuses"
+    assert json.loads(letters[0]["payload"])["open_time"] == poison.open_time
