@@ -84,3 +84,24 @@ async def candle_span(db: Db, symbol: str, interval: str) -> tuple[int, int | No
     )
     assert row is not None
     return int(row["n"]), row["first"], row["last"]
+
+
+async def mark_caught_up(db: Db, symbol: str, interval: str, open_time: int) -> None:
+    """The ingestor's catch-up published every candle of the stream up to `open_time`."""
+    await db.execute(
+        """INSERT INTO ingest_progress (symbol, interval, caught_up_through) VALUES ($1, $2, $3)
+           ON CONFLICT (symbol, interval) DO UPDATE
+           SET caught_up_through = GREATEST(ingest_progress.caught_up_through, EXCLUDED.caught_up_through),
+               updated_at = now()""",
+        symbol,
+        interval,
+        open_time,
+    )
+
+
+async def caught_up_through(db: Db, symbol: str, interval: str) -> int | None:
+    """Open time of the newest candle the ingestor's catch-up reached; None before its first."""
+    value = await db.fetchval(
+        "SELECT caught_up_through FROM ingest_progress WHERE symbol = $1 AND interval = $2", symbol, interval
+    )
+    return None if value is None else int(value)

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # with the error, and the partition goes on. An unreachable Kafka or Postgres is waited for.
     handler_attempts: int = Field(default=3, ge=1)
     handler_backoff_seconds: float = Field(default=1.0, ge=0)
+    # Every consuming service measures its group's lag (committed against end offsets) this often.
+    consumer_lag_seconds: float = Field(default=15.0, gt=0)
     train_min_candles: int = 2016
     train_config: dict[str, object] = {}
 

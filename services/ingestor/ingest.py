@@ -22,6 +22,7 @@ from services.ingestor.binance import Backoff, BinanceError, BinanceRest, Server
 from services.ingestor.publisher import CandlePublisher
 from services.ingestor.resume import resume_points
 from services.ingestor.stream import LiveStream
+from shared.candle_store import mark_caught_up
 from shared.config import Settings
 from shared.events import Candle
 from shared.klines import KlineError, align_down, candle_from_rest
@@ -65,7 +66,15 @@ class Ingestor:
     async def run(self) -> None:
         await self.start_points()
         await self.catch_up(gap_fill=False)
+        await self.mark_caught_up()
         await LiveStream(self).run()
+
+    async def mark_caught_up(self) -> None:
+        """Record how far the backfill reached: the trainer's first model waits for it."""
+        for symbol in self.symbols:
+            last = self.publisher.last.get(symbol)
+            if last is not None:
+                await mark_caught_up(self.pool, symbol, self.settings.interval, last)
 
     async def start_points(self) -> None:
         """After the newest candle known (database or topic); with none, `backfill_days` back."""

@@ -14,8 +14,10 @@ import logging
 import aiohttp
 
 from services.ingestor.ingest import IngestOptions, Ingestor
-from services.ingestor.recorder import add_recorder
+from services.ingestor.recorder import add_recorder, recorder_group
+from shared import topics
 from shared.config import Settings, get_settings
+from shared.consumer_lag import report_lag_forever
 from shared.db import create_pool
 from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 from shared.topics import ensure_topics
@@ -47,6 +49,10 @@ async def serve(
         log.info("%s connected to Kafka at %s; Binance at %s", SERVICE, settings.kafka, settings.binance_rest_url)
         async with aiohttp.ClientSession() as session:
             tasks: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait(), name="stop")}
+            if record:
+                lag = report_lag_forever("recorder", settings.kafka, recorder_group(settings),
+                                         [settings.topic(topics.CANDLES)], every=settings.consumer_lag_seconds)
+                tasks.add(asyncio.create_task(lag, name="consumer-lag"))
             if ingest:
                 ingestor = Ingestor(settings, broker, pool, session, options)
                 tasks.add(asyncio.create_task(ingestor.run(), name="ingest"))

@@ -66,6 +66,10 @@ async def record_batch(conn: asyncpg.Connection, candles: list[Candle]) -> list[
     return ticks
 
 
+def recorder_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}candlecast-recorder"
+
+
 def add_recorder(
     broker: KafkaBroker,
     settings: Settings,
@@ -82,7 +86,7 @@ def add_recorder(
     @broker.subscriber(
         source,
         batch=True,
-        group_id=group_id or f"{settings.topic_prefix}candlecast-recorder",
+        group_id=group_id or recorder_group(settings),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=max_records,

@@ -120,6 +120,8 @@ class Predictor:
             await store.last_drift_time(self.pool, symbol, interval),
         )
         self.streams[(symbol, interval)] = state
+        PREDICTIONS.labels(symbol)  # counters exported at zero from the start: no "no data" panels
+        DRIFT_EVENTS.labels(symbol)
         self._publish_stats(state)
         log.info("%s %s: %d candles in memory (last %s), %d filled predictions in the rolling window",
                  symbol, interval, len(state.history), state.history.last_time, len(state.rolling))

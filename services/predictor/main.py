@@ -7,8 +7,10 @@ import asyncio
 import logging
 
 from services.predictor.engine import Predictor, model_switched
-from services.predictor.handlers import SERVICE, register
+from services.predictor.handlers import SERVICE, group_id, register
+from shared import topics
 from shared.config import Settings, get_settings
+from shared.consumer_lag import report_lag_forever
 from shared.db import create_pool
 from shared.model.champions import ChampionCache
 from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
@@ -34,6 +36,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         tasks = [
             asyncio.create_task(champions.watch(lambda: streams), name="champion-watch"),
             asyncio.create_task(predictor.staleness.run(), name="staleness"),
+            asyncio.create_task(report_lag_forever(SERVICE, settings.kafka, group_id(settings),
+                                                   [settings.topic(topics.CANDLES)],
+                                                   every=settings.consumer_lag_seconds), name="consumer-lag"),
         ]
         for symbol, interval in streams:  # a promotion between the first read and the subscription
             await champions.refresh(symbol, interval)

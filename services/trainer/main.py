@@ -7,12 +7,14 @@ import asyncio
 import logging
 from concurrent.futures import Executor, ProcessPoolExecutor
 
-from services.trainer.handlers import SERVICE, register
+from services.trainer.handlers import SERVICE, group_id, register
 from services.trainer.runner import Trainer
 from services.trainer.scheduler import TrainingScheduler
 from services.trainer.triggers import Triggers
 from services.trainer.worker import make_executor, shutdown_executor
+from shared import topics
 from shared.config import Settings, get_settings
+from shared.consumer_lag import report_lag_forever
 from shared.db import create_pool
 from shared.model.training import TrainConfig
 from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
@@ -39,12 +41,17 @@ async def serve(
     try:
         for symbol in settings.symbols:  # before any trigger can start a run for the symbol
             await trainer.ensure_series(symbol)
+            await trainer.show_champion(symbol)
         await broker.start()
         log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
         resumed = await triggers.recover()
         if resumed:
             log.warning("resuming interrupted training of %s", ", ".join(resumed))
         background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
+        triggers_topics = [settings.topic(t) for t in (topics.TICKS, topics.DRIFT, topics.TRAIN_REQUESTS)]
+        background.append(asyncio.create_task(
+            report_lag_forever(SERVICE, settings.kafka, group_id(settings), triggers_topics,
+                               every=settings.consumer_lag_seconds), name="consumer-lag"))
         await stop.wait()
     finally:
         await cancel_and_wait(background)

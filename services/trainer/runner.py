@@ -185,6 +185,19 @@ class Trainer:
                     pass
         self._scored[symbol] = scored & keep
 
+    async def show_champion(self, symbol: str) -> None:
+        """At start: the champion's stored scores as gauges, and every counter at zero, so that
+        dashboards show the state from the first scrape rather than "no data" until a training."""
+        PROMOTIONS.labels(symbol)
+        REJECTED.labels(symbol)
+        champion = await registry.get_champion(self.pool, symbol, self.settings.interval)
+        if champion is None:
+            return
+        for name in SCORES:
+            if name in champion.metrics:
+                MODEL_SCORE.labels(symbol, champion.version, name).set(champion.metrics[name])
+        self._scored.setdefault(symbol, set()).add(champion.version)
+
     async def ensure_series(self, symbol: str) -> bool:
         """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop)."""
         champion = await registry.get_champion(self.pool, symbol, self.settings.interval)

@@ -7,8 +7,10 @@ ingestor ticks every day of a replayed history again:
   run in progress (a daily retrain does not need the last five minutes);
 * a drift event or a request is served by any run that started after it, finished or in
   progress (drift raised against a model that is no longer the champion is stale too);
-* without a champion, a run starts once `train_min_candles` are stored (and again only after a
-  quarter more arrived, if that run failed).
+* without a champion, a run starts once `train_min_candles` are stored and the history is
+  complete: the ingestor's backfill is recorded (`ingest_progress`), or the stored span covers
+  `train_days` (an import); a first model trained during a backfill would learn from its first
+  days only and serve the rest. Again only after a quarter more arrived, if that run failed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncpg
 from services.trainer import store
 from services.trainer.scheduler import TrainingScheduler
 from shared import models_registry as registry
-from shared.candle_store import candle_span
+from shared.candle_store import DAY_MS, candle_span, caught_up_through
 from shared.config import Settings
 from shared.events import DailyTick, DriftEvent, TrainRequest
 
@@ -34,6 +36,7 @@ class Triggers:
         self.pool = pool
         self.scheduler = scheduler
         self._bootstrap_tried_at: dict[str, int] = {}
+        self._waiting_logged: set[str] = set()
 
     def _ours(self, interval: str) -> bool:
         return interval == self.settings.interval
@@ -87,10 +90,21 @@ class Triggers:
             return False
         if await registry.get_champion(self.pool, symbol, self.settings.interval) is not None:
             return False
-        count, _, _ = await candle_span(self.pool, symbol, self.settings.interval)
+        interval = self.settings.interval
+        count, first, last = await candle_span(self.pool, symbol, interval)
         needed = self.settings.train_min_candles
         tried = self._bootstrap_tried_at.get(symbol)
         if count < needed or (tried is not None and count < tried + needed // 4):
+            return False
+        backfilled = await caught_up_through(self.pool, symbol, interval)
+        complete = backfilled is not None and last is not None and last >= backfilled
+        covers = first is not None and last is not None and \
+            last - first >= self.settings.train_days * DAY_MS - self.settings.interval_ms
+        if not (complete or covers):
+            if symbol not in self._waiting_logged:
+                self._waiting_logged.add(symbol)
+                log.info("%s %s: %d candles stored; the first model waits for the backfill to be recorded "
+                         "(ingestor at %s, stored through %s)", symbol, interval, count, backfilled, last)
             return False
         self._bootstrap_tried_at[symbol] = count
         return self._schedule(symbol, f"first model: {count} candles stored")

@@ -16,6 +16,7 @@ from services.trainer.metrics import PROMOTIONS, REJECTED
 from services.trainer.runner import Trainer
 from shared import models_registry as registry
 from shared import topics
+from shared.candle_store import mark_caught_up
 from shared.config import Settings
 from shared.db import create_pool
 from shared.events import DailyTick, DriftEvent, TrainRequest
@@ -55,6 +56,7 @@ async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_s
     settings = settings.model_copy(update={"train_min_candles": 1000})
     frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
     await store_candles(db, as_candles(frame))
+    await mark_caught_up(db, SYMBOL, INTERVAL, int(frame["open_time"].iloc[-1]))  # the backfill is recorded
     promotions = PROMOTIONS.labels(SYMBOL)._value.get()
     async with running(partial(serve, config=TINY, executor=worker, bootstrap_period=0.2), settings) as task:
         await eventually(lambda: _finished(db, "rebuild-series"), "the series rebuild", within=120, task=task)
@@ -171,3 +173,33 @@ async def test_runs_interrupted_by_a_crash_are_done_again_after_a_restart(
     assert rebuilds[0]["status"] == "failed" and rebuilds[1]["status"] == "success"
     assert rebuilds[1]["model_version"] == version
     assert await db.fetchval("SELECT count(*) FROM series WHERE model_version = $1", version) > 1000
+
+
+async def test_the_first_model_waits_until_the_backfill_is_recorded(settings: Settings, db: asyncpg.Connection) -> None:
+    """Enough candles but a backfill still running (the ingestor is further ahead, or has not said
+    where it got to) is no reason to train: the first model would know the first days only."""
+    from services.trainer.scheduler import TrainingScheduler
+    from services.trainer.triggers import Triggers
+
+    settings = settings.model_copy(update={"train_min_candles": 1000})  # 1500 candles: 5 days of 90
+    frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
+    await store_candles(db, as_candles(frame[:1200]))
+    requested: list[str] = []
+
+    async def run(symbol: str, reason: str) -> None:
+        requested.append(reason)
+
+    scheduler = TrainingScheduler(run)
+    triggers = Triggers(settings, db, scheduler)  # type: ignore[arg-type]
+    try:
+        assert not await triggers.bootstrap_one(SYMBOL)  # no word from the ingestor
+        await mark_caught_up(db, SYMBOL, INTERVAL, int(frame["open_time"].iloc[-1]))
+        assert not await triggers.bootstrap_one(SYMBOL)  # the recorder is 300 candles behind the ingestor
+        await store_candles(db, as_candles(frame[1200:]))
+        assert await triggers.bootstrap_one(SYMBOL)
+        # An import of a whole configured history needs no word from the ingestor.
+        longer = settings.model_copy(update={"train_days": 5})
+        await db.execute("DELETE FROM ingest_progress")
+        assert await Triggers(longer, db, TrainingScheduler(run)).bootstrap_one(SYMBOL)  # type: ignore[arg-type]
+    finally:
+        await scheduler.close()
