@@ -29,8 +29,8 @@ import asyncpg
 from bench.common import DEFAULT_DATA, percentiles, print_rows, write_result
 from services.ingestor.binance import Backoff
 from services.ingestor.importer import load_file, publish_candles
-from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve
+from services.ingestor.options import IngestOptions
 from services.ingestor.recorder import add_recorder
 from services.sim import BinanceSim, Market
 from services.sim.archive import write_monthly_archives

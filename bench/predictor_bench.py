@@ -39,8 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from bench.common import DEFAULT_DATA, percentiles, print_rows, write_result
 from services.ingestor.binance import Backoff
 from services.ingestor.importer import publish_candles
-from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve as ingestor_serve
+from services.ingestor.options import IngestOptions
 from services.predictor.handlers import group_id
 from services.sim import BinanceSim, Market
 from services.sim.market import Series

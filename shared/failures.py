@@ -2,8 +2,9 @@
 
 Two kinds of failure look alike in a handler and must not be treated alike:
 
-* the infrastructure is away (Postgres restarting, Kafka unreachable): not the messages' fault.
-  The delivery is replayed until it is back, however long that takes; nothing is dead-lettered.
+* the infrastructure is away or broken (Postgres restarting, Kafka unreachable, a table missing
+  or a permission revoked — every database error but a data or integrity error): not the
+  messages' fault. The delivery is replayed until it is fixed; nothing is dead-lettered.
 * anything else (a value the database refuses, a bug a message triggers): replaying it forever
   would stall its partition behind it. The batch is tried `attempts` times with backoff, then
   one message at a time; a message that fails alone (again `attempts` times) is returned with
@@ -28,15 +29,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Failures of the infrastructure, not of a message: the delivery waits for it (replayed).
-TRANSIENT: tuple[type[BaseException], ...] = (
+INFRASTRUCTURE: tuple[type[BaseException], ...] = (
     OSError,  # connection refused or reset, included by ConnectionError
     TimeoutError,
     KafkaError,
-    asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # e.g. the pool or the connection closed under us
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
-    asyncpg.exceptions.InsufficientResourcesError,  # disk full, too many connections
 )
+#: The database errors a message can cause (SQLSTATE classes 22 and 23); any other is the database's.
+MESSAGE_FAULTS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says the infrastructure is away or broken, rather than the message being bad."""
+    if isinstance(exc, INFRASTRUCTURE):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, MESSAGE_FAULTS)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ async def process_isolating(
     process: Callable[[Sequence[T]], Awaitable[None]],
     policy: RetryPolicy,
     *,
-    transient: tuple[type[BaseException], ...] = TRANSIENT,
+    transient: Callable[[BaseException], bool] = is_transient,
     what: str = "a batch",
 ) -> list[tuple[T, BaseException]]:
     """Process `items` (retrying, then one by one); returns the items that failed alone, with why.
@@ -69,9 +79,9 @@ async def process_isolating(
         try:
             await process(items)
             return []
-        except transient:
-            raise
         except Exception as exc:
+            if transient(exc):
+                raise
             error = exc
             log.warning("%s of %d failed (attempt %d of %d): %s: %s", what, len(items), attempt + 1, policy.attempts,
                         type(exc).__name__, exc)

@@ -14,12 +14,13 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from shared import topics
 from shared.config import Settings
+from shared.db import with_database
 from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
@@ -39,11 +40,6 @@ def free_port_pair() -> int:
                     continue
             return port
     raise RuntimeError("no two consecutive free ports found")
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 async def new_database(server_url: str) -> str:

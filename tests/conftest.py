@@ -12,16 +12,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from shared import topics
 from shared.config import Settings
-from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
+from testkit.infra import drop_database, new_database
 from testkit.kafka import delete_topics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,24 +48,12 @@ def postgres_url(base_settings: Settings) -> str:
     return base_settings.database
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
 @pytest.fixture
 async def database_url(postgres_url: str) -> AsyncIterator[str]:
     """A new, migrated database for this test; dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = _with_database(postgres_url, name)
-    await ensure_database(url)
-    await migrate(url, readonly_password="candlecast_reader")
+    url = await new_database(postgres_url)
     yield url
-    conn = await asyncpg.connect(_with_database(postgres_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(url)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Binance's REST market data as the ingestor needs it: server time and klines, retried politely.
+"""Binance, the ingestor's exchange (`services.ingestor.exchange.Exchange`): REST market data
+retried politely, the combined kline websocket's URL and envelope, kline formats, the server clock.
 
 Every request is retried until it succeeds: network failures and 5xx with exponential backoff
 and jitter (one clear warning line per attempt, so an unreachable Binance is obvious in the log),
@@ -9,15 +10,20 @@ and jitter (one clear warning line per attempt, so an unreachable Binance is obv
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from services.ingestor.exchange import BadKline, ExchangeRejected, Ignored, Malformed, StreamKline, StreamMessage
 from services.ingestor.metrics import REST_REFUSALS
+from shared.events import Candle
+from shared.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +59,8 @@ class ServerClock:
         return self._server_ms + int((time.monotonic() - self._at) * 1000)
 
 
-class BinanceError(Exception):
+class BinanceError(ExchangeRejected):
     """Binance refused a request for a reason retrying cannot fix (e.g. -1121 Invalid symbol)."""
-
-    def __init__(self, status: int, code: int | None, msg: str) -> None:
-        super().__init__(f"HTTP {status}, code {code}: {msg}")
-        self.status = status
-        self.code = code
-        self.msg = msg
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
@@ -138,3 +138,78 @@ class BinanceRest:
                 self.base_url, problem, wait, attempt,
             )
             await asyncio.sleep(wait)
+
+
+class Binance:
+    """Binance behind the `Exchange` seam (and the local stand-in, which speaks the same formats)."""
+
+    name = "binance"
+
+    def __init__(self, rest_url: str, ws_url: str, session: aiohttp.ClientSession, *,
+                 backoff: Backoff | None = None) -> None:
+        self.clock = ServerClock()
+        self.rest = BinanceRest(rest_url, session, clock=self.clock, backoff=backoff)
+        self.ws_url = ws_url.rstrip("/")
+
+    async def server_time(self) -> int:
+        return await self.rest.server_time()
+
+    def now_ms(self) -> int | None:
+        return self.clock.now_ms()
+
+    async def klines(
+        self, symbol: str, interval: str, *, start_time: int, end_time: int | None, limit: int
+    ) -> Sequence[Any]:
+        return await self.rest.klines(symbol, interval, start_time=start_time, end_time=end_time, limit=limit)
+
+    def open_time(self, row: Any) -> int | None:
+        try:
+            return int(row[0])
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    def closed_rows(self, rows: Sequence[Any], server_now: int) -> list[Any]:
+        """Binance's newest REST kline is still forming: it, and anything after it, is left out."""
+        closed = []
+        for row in rows:
+            try:
+                close_time = int(row[6])
+            except (TypeError, ValueError, IndexError):
+                closed.append(row)  # malformed: let the conversion name the problem
+                continue
+            if close_time >= server_now:
+                break
+            closed.append(row)
+        return closed
+
+    def candle(self, row: Any, symbol: str, interval: str, symbols: Sequence[str]) -> Candle:
+        try:
+            return candle_from_rest(row, symbol, interval, symbols=symbols)
+        except KlineError as exc:
+            raise BadKline(exc.reason) from None
+
+    def stream_url(self, symbols: Sequence[str], interval: str) -> str:
+        names = "/".join(stream_name(s, interval) for s in symbols)
+        return f"{self.ws_url}/stream?streams={names}"
+
+    def parse(self, text: str, symbols: Sequence[str], interval: str) -> StreamMessage:
+        """A combined-stream message (`{"stream": ..., "data": {...}}`) or a raw kline event."""
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return Malformed("binance-ws", "not JSON")
+        source = "binance-ws"
+        data: Any = payload
+        if isinstance(payload, dict) and "stream" in payload and "data" in payload:
+            source, data = f"binance-ws:{payload['stream']}", payload["data"]
+        if not isinstance(data, dict) or data.get("e") != "kline":
+            return Ignored()
+        event_time = data.get("E")
+        if isinstance(event_time, int) and not isinstance(event_time, bool):
+            self.clock.observe(event_time)
+        try:
+            candle, closed = candle_from_ws(data, symbols=list(symbols), interval=interval)
+        except KlineError as exc:
+            symbol = data.get("s") if isinstance(data.get("s"), str) else None
+            return Malformed(source, exc.reason, symbol)
+        return StreamKline(candle, closed)

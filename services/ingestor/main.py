@@ -12,9 +12,15 @@ import asyncio
 import logging
 
 import aiohttp
+import asyncpg
+from faststream.kafka import KafkaBroker
 
-from services.ingestor.ingest import IngestOptions, Ingestor
+from services.ingestor.binance import Binance
+from services.ingestor.filler import RestFiller
+from services.ingestor.options import IngestOptions
+from services.ingestor.publisher import CandlePublisher
 from services.ingestor.recorder import add_recorder, recorder_group
+from services.ingestor.stream import LiveStream
 from shared import topics
 from shared.config import Settings, get_settings
 from shared.consumer_lag import report_lag_forever
@@ -54,8 +60,7 @@ async def serve(
                                          [settings.topic(topics.CANDLES)], every=settings.consumer_lag_seconds)
                 tasks.add(asyncio.create_task(lag, name="consumer-lag"))
             if ingest:
-                ingestor = Ingestor(settings, broker, pool, session, options)
-                tasks.add(asyncio.create_task(ingestor.run(), name="ingest"))
+                tasks.add(asyncio.create_task(run_ingest(settings, broker, pool, session, options), name="ingest"))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -65,6 +70,24 @@ async def serve(
     finally:
         await broker.stop()
         await pool.close()
+
+
+async def run_ingest(
+    settings: Settings,
+    broker: KafkaBroker,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    options: IngestOptions | None = None,
+) -> None:
+    """Backfill over REST from where the stream stopped, then the live websocket for good."""
+    options = options or IngestOptions()
+    exchange = Binance(settings.binance_rest_url, settings.binance_ws_url, session, backoff=options.backoff)
+    publisher = CandlePublisher(broker, settings)
+    filler = RestFiller(settings, exchange, publisher, pool, options)
+    await filler.start_points()
+    await filler.catch_up(gap_fill=False)
+    await filler.mark_caught_up()
+    await LiveStream(settings, session, exchange, publisher, filler, options).run()
 
 
 def run(args: argparse.Namespace) -> int:

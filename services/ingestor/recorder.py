@@ -29,7 +29,7 @@ from services.ingestor.store import previous_open_time, upsert_candles
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, DailyTick
-from shared.failures import TRANSIENT, RetryPolicy, failure_reason, process_isolating
+from shared.failures import RetryPolicy, failure_reason, process_isolating
 from shared.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def add_recorder(
 
         try:
             failed = await process_isolating(items, record, retry, what="a batch of candles to record")
-        except TRANSIENT as exc:
+        except Exception as exc:  # the infrastructure: the rest were dead-lettered inside
             log.error("recording a batch of %d failed (%s); it will be replayed", len(records), exc)
             await asyncio.sleep(RETRY_PAUSE)
             raise

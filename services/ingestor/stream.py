@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import aiohttp
 
+from services.ingestor.exchange import Exchange, Malformed, StreamKline
 from services.ingestor.metrics import WS_RECONNECTS
+from services.ingestor.options import IngestOptions
+from services.ingestor.publisher import CandlePublisher
+from shared.config import Settings
 from shared.events import Candle
-from shared.klines import KlineError, candle_from_ws, stream_name
-
-if TYPE_CHECKING:
-    from services.ingestor.ingest import Ingestor
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +38,48 @@ class Ended:
     reason: str
 
 
+class Filler(Protocol):
+    """What the live stream needs of the REST side (`services.ingestor.filler.RestFiller`)."""
+
+    #: The symbols still served (the exchange may have rejected some).
+    symbols: list[str]
+
+    async def catch_up(self, *, gap_fill: bool) -> int:
+        """Every symbol up to the exchange's now."""
+        ...
+
+    async def fill(self, symbol: str, *, until: int | None = None, gap_fill: bool = False) -> int:
+        """`symbol`'s closed candles from the next one needed up to open time `until` (exclusive)."""
+        ...
+
+
 class LiveStream:
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
-        self.settings = ingestor.settings
-        self.options = ingestor.options
-        self.publisher = ingestor.publisher
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        exchange: Exchange,
+        publisher: CandlePublisher,
+        filler: Filler,
+        options: IngestOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.exchange = exchange
+        self.publisher = publisher
+        self.filler = filler
+        self.options = options or IngestOptions()
         self.connections = 0
 
     @property
     def url(self) -> str:
-        names = "/".join(stream_name(s, self.settings.interval) for s in self.ingestor.symbols)
-        return f"{self.settings.binance_ws_url.rstrip('/')}/stream?streams={names}"
+        return self.exchange.stream_url(self.filler.symbols, self.settings.interval)
 
     async def run(self) -> None:
         attempt = 0
         while True:
             try:
-                async with self.ingestor.session.ws_connect(
+                async with self.session.ws_connect(
                     self.url, heartbeat=self.options.heartbeat, autoping=True
                 ) as ws:
                     if self.connections:
@@ -70,7 +93,7 @@ class LiveStream:
             delay = 0.0 if reason == ROTATED else self.options.backoff.delay(attempt)
             attempt += 0 if reason == ROTATED else 1
             log.warning(
-                "Binance websocket at %s: %s; reconnecting in %.1fs", self.settings.binance_ws_url, reason, delay
+                "%s websocket: %s; reconnecting in %.1fs", self.exchange.name, reason, delay
             )
             if delay:
                 await asyncio.sleep(delay)
@@ -86,7 +109,7 @@ class LiveStream:
         inbox: asyncio.Queue[str | Ended] = asyncio.Queue()
         reader = asyncio.create_task(self._read(ws, inbox))
         try:
-            await self.ingestor.catch_up(gap_fill=gap_fill)
+            await self.filler.catch_up(gap_fill=gap_fill)
             while True:
                 texts: list[str] = []
                 item = await inbox.get()
@@ -151,26 +174,13 @@ class LiveStream:
 
     async def _parse(self, text: str) -> tuple[Candle, bool] | None:
         """(candle, closed?) from one message; None for a message that is not a kline or is bad."""
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            await self.publisher.reject(source="binance-ws", reason="not JSON", payload=text)
-            return None
-        stream = "binance-ws"
-        data: Any = payload
-        if isinstance(payload, dict) and "stream" in payload and "data" in payload:
-            stream, data = f"binance-ws:{payload['stream']}", payload["data"]
-        if not isinstance(data, dict) or data.get("e") != "kline":
-            return None  # subscription answers and other event types are not ours
-        event_time = data.get("E")
-        if isinstance(event_time, int) and not isinstance(event_time, bool):
-            self.ingestor.clock.observe(event_time)
-        try:
-            return candle_from_ws(data, symbols=self.ingestor.symbols, interval=self.settings.interval)
-        except KlineError as exc:
-            symbol = data.get("s") if isinstance(data.get("s"), str) else None
-            await self.publisher.reject(source=stream, reason=exc.reason, payload=text, symbol=symbol)
-            return None
+        message = self.exchange.parse(text, self.filler.symbols, self.settings.interval)
+        if isinstance(message, StreamKline):
+            return message.candle, message.closed
+        if isinstance(message, Malformed):
+            await self.publisher.reject(source=message.source, reason=message.reason, payload=text,
+                                        symbol=message.symbol)
+        return None
 
     async def _publish_closed(self, candles: list[Candle]) -> None:
         """One symbol's closed candles, oldest first; a skipped candle is fetched over REST first."""
@@ -178,10 +188,10 @@ class LiveStream:
         for candle in candles:
             expected = run[-1].open_time + self.settings.interval_ms if run else self.publisher.next_open(candle.symbol)
             if expected is not None and candle.open_time > expected:
-                await self.publisher.publish(run, server_now_ms=self.ingestor.clock.now_ms())
+                await self.publisher.publish(run, server_now_ms=self.exchange.now_ms())
                 run = []
                 log.warning("%s: events skipped from %d to %d; filling over REST", candle.symbol, expected,
                             candle.open_time)
-                await self.ingestor.fill(candle.symbol, until=candle.open_time, gap_fill=True)
+                await self.filler.fill(candle.symbol, until=candle.open_time, gap_fill=True)
             run.append(candle)
-        await self.publisher.publish(run, server_now_ms=self.ingestor.clock.now_ms())
+        await self.publisher.publish(run, server_now_ms=self.exchange.now_ms())

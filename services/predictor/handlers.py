@@ -25,7 +25,7 @@ from services.predictor.engine import HistoryGap, Predictor
 from shared import topics
 from shared.config import Settings
 from shared.events import Candle, ModelPromoted
-from shared.failures import TRANSIENT, RetryPolicy, failure_reason, process_isolating
+from shared.failures import RetryPolicy, failure_reason, is_transient, process_isolating
 from shared.model.champions import ChampionCache
 from shared.runtime import (
     BATCH_WAIT_MS,
@@ -77,8 +77,8 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             await predictor.process([c for _, c in part], [r.timestamp for r, _ in part])
 
         try:
-            failed = await process_isolating(items, predict, retry, transient=(*TRANSIENT, HistoryGap),
-                                             what="a batch of candles")
+            failed = await process_isolating(items, predict, retry, what="a batch of candles",
+                                             transient=lambda exc: isinstance(exc, HistoryGap) or is_transient(exc))
         except HistoryGap as exc:
             log.warning("%s; replaying the batch in %.0f s", exc, RETRY_PAUSE)
             await asyncio.sleep(RETRY_PAUSE)

@@ -15,10 +15,13 @@ from types import TracebackType
 
 from aiohttp import web
 
-from services.sim import admin, rest
+from services.sim.admin import HUB, TICKER
+from services.sim.admin import add_routes as add_admin_routes
 from services.sim.clock import SimClock
 from services.sim.faults import Faults
 from services.sim.market import Market
+from services.sim.rest import CLOCK, FAULTS, MARKET
+from services.sim.rest import add_routes as add_rest_routes
 from services.sim.streams import Hub, StreamEndpoints, Ticker
 
 log = logging.getLogger(__name__)
@@ -68,13 +71,13 @@ class BinanceSim:
 
     def build_app(self) -> web.Application:
         app = web.Application()
-        app[rest.MARKET] = self.market
-        app[rest.CLOCK] = self.clock
-        app[rest.FAULTS] = self.faults
-        app[admin.HUB] = self.hub
-        app[admin.TICKER] = self.ticker
-        rest.add_routes(app)
-        admin.add_routes(app)
+        app[MARKET] = self.market
+        app[CLOCK] = self.clock
+        app[FAULTS] = self.faults
+        app[HUB] = self.hub
+        app[TICKER] = self.ticker
+        add_rest_routes(app)
+        add_admin_routes(app)
         app.router.add_get("/ws/{streams:.+}", self._streams.raw)
         app.router.add_get("/stream", self._streams.combined)
         return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -24,3 +25,9 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 5, wait: f
                 raise
             log.warning("database not reachable yet (%s); retrying", exc)
             await asyncio.sleep(1)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server's URL, naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))

@@ -61,12 +61,12 @@ def _quote_literal(value: str) -> str:
 
 async def ensure_database(dsn: str) -> bool:
     """Create the database named in `dsn` if missing (connecting to `postgres` to do it)."""
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit
 
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/") or "postgres"
-    admin_dsn = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-    conn = await asyncpg.connect(admin_dsn)
+    from shared.db import with_database
+
+    name = urlsplit(dsn).path.lstrip("/") or "postgres"
+    conn = await asyncpg.connect(with_database(dsn, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:

@@ -22,12 +22,13 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("action", choices=["up", "down", "status"])
 
 
-def infra_up(settings: Settings) -> None:
+def infra_up(settings: Settings, prepared: Settings | None = None) -> None:
+    """Start what `settings` does not name elsewhere, then prepare `prepared` (default: the same)."""
     if not settings.kafka_bootstrap:
         print(f"kafka:    {LocalKafka(settings).up()}", flush=True)
     if not settings.database_url:
         print(f"postgres: {LocalPostgres(settings).up()}", flush=True)
-    prepare(settings)
+    prepare(prepared or settings)
 
 
 

@@ -7,11 +7,16 @@ so a machine without internet shows everything working.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from shared.config import PROJECT_ROOT, Settings, get_settings
+from shared.db import with_database
 from shared.infra.cli import infra_down, infra_status, infra_up
 from shared.infra.process import ManagedProcess, port_open, wait_until
 
@@ -73,8 +78,36 @@ def default_demo_data() -> Path | None:
     return candidate if any(candidate.glob("*.csv")) else None
 
 
+DEMO_SUFFIX = "_demo"  # candlecast -> candlecast_demo
+DEMO_PREFIX = "demo-"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own database, topics and models on the same Kafka and Postgres: the stand-in's
+    candles, predictions and models never mix with Binance's (`make up` after `make demo`)."""
+    return settings.model_copy(update={
+        "database_url": with_database(settings.database, urlsplit(settings.database).path.strip("/") + DEMO_SUFFIX),
+        "topic_prefix": f"{settings.topic_prefix}{DEMO_PREFIX}",
+        "model_dir": settings.data_dir / "demo" / "models",
+    })
+
+
+async def newest_stored_close(settings: Settings) -> int | None:
+    """Close time of the newest candle stored for the configured streams (None: nothing yet)."""
+    conn = await asyncpg.connect(settings.database)
+    try:
+        value = await conn.fetchval("SELECT max(close_time) FROM candles WHERE interval = $1 AND symbol = ANY($2)",
+                                    settings.interval, settings.symbols)
+    finally:
+        await conn.close()
+    return None if value is None else int(value)
+
+
 def up(settings: Settings, demo: bool = False, data: Path | None = None, speed: float = 600.0) -> None:
-    infra_up(settings)
+    infra = settings
+    if demo:
+        settings = demo_settings(settings)
+    infra_up(infra, settings)
     env = {**os.environ, **service_env(settings)}
     names: list[str] = list(SERVICES)
     if demo:
@@ -83,6 +116,10 @@ def up(settings: Settings, demo: bool = False, data: Path | None = None, speed: 
         sim_args = ["--port", str(settings.sim_port), "--speed", str(speed)]
         # Generated: 365 days, of which the first 91 are history; the rest streams for ~11 h at 600x.
         sim_args += ["--csv-dir", str(data)] if data else ["--generate-days", "365"]
+        newest = asyncio.run(newest_stored_close(settings))
+        if newest is not None:  # a restarted demo goes on after what it already has, without a pause
+            sim_args += ["--start", str(newest + 1)]
+            print(f"sim:      resuming after the newest stored candle (closed {newest})", flush=True)
         process(settings, "sim").start([sys.executable, "-m", "shared.cli", "sim", *sim_args], env=env,
                                        cwd=PROJECT_ROOT)
         wait_until(lambda: port_open("127.0.0.1", settings.sim_port), 60, "the Binance stand-in")

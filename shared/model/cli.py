@@ -140,8 +140,8 @@ def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.model.forecaster import DEFAULT_KIND, fit
     from shared.model.report import alarm_block, metrics_table
-    from shared.model.training import train_model
 
     symbol, interval = _identity(args, settings)
     candles = _candles(args, settings, symbol, interval)
@@ -149,7 +149,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     config = _train_config(args, settings, interval, test_rows)
     bar = _Bar(f"training {symbol} {interval}")
     try:
-        result = train_model(candles, config, bar)
+        result = fit(DEFAULT_KIND, candles, config, bar)
     finally:
         bar.close()
     path = None

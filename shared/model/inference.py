@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,6 @@ from shared.features import compute_features
 from shared.model.dataset import Preprocessing, make_windows, valid_end_indices
 from shared.model.forecast import Forecast, NextCandle, next_candles
 from shared.model.network import CLASSIFICATION_HEAD, MEMBER_PREFIX, REGRESSION_HEAD, lstm_name
-
-if TYPE_CHECKING:
-    import threading
-
-    from shared.model.training import Progress, TrainConfig, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -156,19 +151,6 @@ class LoadedModel:
     @property
     def kind(self) -> str:
         return "lstm"
-
-    @classmethod
-    def fit(
-        cls,
-        candles: pd.DataFrame,
-        config: TrainConfig,
-        progress: Progress | None = None,
-        *,
-        cancel: threading.Event | None = None,
-    ) -> TrainResult:
-        from shared.model.training import train_model  # imports TensorFlow
-
-        return train_model(candles, config, progress, cancel=cancel)
 
     def save_files(self, folder: Path) -> tuple[str, ...]:
         self.keras_model.save(folder / KERAS_FILE)

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from services.ingestor.binance import Backoff
-from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve as ingestor_serve
+from services.ingestor.options import IngestOptions
 from services.predictor.main import serve as predictor_serve
 from services.sim.market import Market, Series
 from services.sim.server import BinanceSim

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from services.ingestor.binance import Backoff
-from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve
+from services.ingestor.options import IngestOptions
 from shared.config import Settings
 from testkit.netfaults import TcpProxy, WebsocketRelay
 from testkit.waiting import eventually

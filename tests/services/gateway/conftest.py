@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -23,16 +22,12 @@ from fastapi import FastAPI
 from services.gateway.app import create_app
 from shared import topics
 from shared.config import PROJECT_ROOT, Settings
-from shared.db.migrate import ensure_database, migrate
+from testkit.infra import drop_database, new_database
+from testkit.kafka import delete_topics
+from testkit.ports import free_port
 from tests.services.gateway.seed import Seeded, seed
 
 ADMIN_TOKEN = "test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -127,36 +122,15 @@ def service_process(command: str, env: dict[str, str], port: int, log: Path) -> 
             proc.wait()
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
 @pytest.fixture(scope="module")
 async def module_settings(kafka_bootstrap: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
                           ) -> AsyncIterator[Settings]:
     """Like `settings` but shared by a module's tests (schemathesis runs many cases on one server)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = _with_database(postgres_url, name)
-    await ensure_database(url)
-    await migrate(url, readonly_password="candlecast_reader")
+    url = await new_database(postgres_url)
     prefix = f"t{uuid.uuid4().hex[:10]}-"
     module = Settings(kafka_bootstrap=kafka_bootstrap, database_url=url, topic_prefix=prefix, kafka_partitions=1,
                       model_dir=tmp_path_factory.mktemp("models"), admin_token=ADMIN_TOKEN)
     await topics.ensure_topics(module)
     yield module
-    conn = await asyncpg.connect(_with_database(postgres_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([module.topic(t) for t in topics.ALL_TOPICS])
-    except Exception:
-        pass
-    finally:
-        await admin.close()
+    await drop_database(url)
+    await delete_topics(module)

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from services.ingestor.binance import Backoff
-from services.ingestor.ingest import IngestOptions
 from services.ingestor.main import serve
+from services.ingestor.options import IngestOptions
 from services.sim import BinanceSim
 from shared.config import Settings
 from testkit.invariants import check_invariants

@@ -35,3 +35,58 @@ def test_up_status_down(settings: Settings, tmp_path: Path, unused_tcp_port_fact
         stack.down(s)
     assert not any(port_open("127.0.0.1", p) for p in ports)
     assert all(not stack.process(s, name).running() for name in stack.SERVICES)
+
+
+def test_the_demo_keeps_its_own_data_and_resumes_where_it_stopped(
+    settings: Settings, tmp_path: Path, unused_tcp_port_factory, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """`make demo`, `make down`, `make demo`: the stand-in goes on after the stored candles (no
+    frozen dashboard), and nothing of the demo lands in the database or topics `make up` uses."""
+    import asyncio
+
+    import asyncpg
+
+    from testkit.infra import drop_database
+    from testkit.kafka import delete_topics
+    from testkit.waiting import eventually
+
+    monkeypatch.setenv("CANDLECAST_BACKFILL_DAYS", "1")
+    monkeypatch.setenv("CANDLECAST_TRAIN_MIN_CANDLES", "1000000")  # no training here
+    ports = [unused_tcp_port_factory() for _ in range(5)]
+    s = settings.model_copy(update={
+        "data_dir": tmp_path, "gateway_port": ports[0], "ingestor_metrics_port": ports[1],
+        "predictor_metrics_port": ports[2], "trainer_metrics_port": ports[3], "sim_port": ports[4],
+    })
+    demo = stack.demo_settings(s)
+    assert demo.database != s.database and demo.topic_prefix == f"{s.topic_prefix}demo-"
+
+    async def stored(url: str) -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM candles"))
+        finally:
+            await conn.close()
+
+    async def newest() -> int:
+        return await stack.newest_stored_close(demo) or 0
+
+    try:
+        stack.up(s, demo=True)
+        asyncio.run(eventually(lambda: stored(demo.database), "the demo's backfill", within=120))
+        stack.down(s, keep_infra=True)
+        first_run = asyncio.run(newest())
+        assert asyncio.run(stored(s.database)) == 0  # `make up`'s database never saw the stand-in
+
+        stack.up(s, demo=True)
+        clock = httpx.get(f"http://127.0.0.1:{ports[4]}/_sim/clock").json()
+        # The clock resumes after the stored candles (without it, it restarts 91 days into the data: behind them).
+        assert first_run < clock["now"] < first_run + 86_400_000
+
+        async def goes_on() -> bool:
+            return await newest() > first_run
+
+        asyncio.run(eventually(goes_on, "new live candles after the restart", within=60))
+    finally:
+        stack.down(s, keep_infra=True)
+        asyncio.run(drop_database(demo.database))
+        asyncio.run(delete_topics(demo))

@@ -1,4 +1,7 @@
-"""Getting every closed candle into `candles` once: resume point, backfill, REST catch-ups.
+"""The REST filler: every closed candle into `candles` once — resume point, backfill, catch-ups.
+
+The live stream (`services.ingestor.stream`) asks it to fill what the socket missed, through the
+small `Filler` interface; `services.ingestor.main` joins the two.
 
 "Closed" is decided from the exchange's own clock (`/api/v3/time`, asked before each page):
 a kline whose close time is not yet past the server's now is still forming and is never
@@ -11,77 +14,48 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import asyncpg
-from faststream.kafka import KafkaBroker
 
-from services.ingestor.binance import Backoff, BinanceError, BinanceRest, ServerClock
+from services.ingestor.exchange import BadKline, Exchange, ExchangeRejected
+from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from services.ingestor.resume import resume_points
-from services.ingestor.stream import LiveStream
 from shared.candle_store import mark_caught_up
 from shared.config import Settings
 from shared.events import Candle
-from shared.klines import KlineError, align_down, candle_from_rest
+from shared.klines import align_down
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 
 
-@dataclass(frozen=True)
-class IngestOptions:
-    """Timings a test shortens; the defaults suit Binance."""
-
-    backoff: Backoff = field(default_factory=Backoff)
-    page_limit: int = 1000
-    idle_timeout: float = 60.0  # no websocket message for this long: the connection is dead
-    max_connection_age: float = 23.5 * 3600  # reconnect before Binance cuts at 24 h
-    heartbeat: float = 20.0  # our pings (Binance pongs them) notice a silently dead TCP connection
-
-
-class Ingestor:
-    """Backfill, then the live stream (`services.ingestor.stream`), for all configured symbols."""
+class RestFiller:
+    """Backfill and catch-ups over REST for all configured symbols (`services.ingestor.stream.Filler`)."""
 
     def __init__(
         self,
         settings: Settings,
-        broker: KafkaBroker,
+        exchange: Exchange,
+        publisher: CandlePublisher,
         pool: asyncpg.Pool,
-        session: aiohttp.ClientSession,
         options: IngestOptions | None = None,
     ) -> None:
         self.settings = settings
+        self.exchange = exchange
+        self.publisher = publisher
         self.pool = pool
-        self.session = session
         self.options = options or IngestOptions()
-        self.clock = ServerClock()
-        self.rest = BinanceRest(settings.binance_rest_url, session, clock=self.clock, backoff=self.options.backoff)
-        self.publisher = CandlePublisher(broker, settings)
         self.symbols: list[str] = list(settings.symbols)
-
-    async def run(self) -> None:
-        await self.start_points()
-        await self.catch_up(gap_fill=False)
-        await self.mark_caught_up()
-        await LiveStream(self).run()
-
-    async def mark_caught_up(self) -> None:
-        """Record how far the backfill reached: the trainer's first model waits for it."""
-        for symbol in self.symbols:
-            last = self.publisher.last.get(symbol)
-            if last is not None:
-                await mark_caught_up(self.pool, symbol, self.settings.interval, last)
 
     async def start_points(self) -> None:
         """After the newest candle known (database or topic); with none, `backfill_days` back."""
         points = await resume_points(self.settings, self.pool)
         missing = [s for s in self.symbols if s not in points]
         if missing:
-            now = await self.rest.server_time()
+            now = await self.exchange.server_time()
             first = align_down(now - self.settings.backfill_days * DAY_MS, self.settings.interval_ms)
             for symbol in missing:
                 points[symbol] = first - self.settings.interval_ms
@@ -98,11 +72,11 @@ class Ingestor:
         for symbol in list(self.symbols):
             try:
                 total += await self.fill(symbol, gap_fill=gap_fill)
-            except BinanceError as exc:
-                log.error("Binance rejects %s (%s); leaving it out", symbol, exc.msg)
+            except ExchangeRejected as exc:
+                log.error("the exchange rejects %s (%s); leaving it out", symbol, exc.msg)
                 self.symbols.remove(symbol)
         if not self.symbols:
-            raise RuntimeError("Binance rejected every configured symbol")
+            raise RuntimeError("the exchange rejected every configured symbol")
         return total
 
     async def fill(self, symbol: str, *, until: int | None = None, gap_fill: bool = False) -> int:
@@ -113,15 +87,15 @@ class Ingestor:
         assert cursor is not None, "start_points() first"
         total = 0
         while until is None or cursor < until:
-            server_now = await self.rest.server_time()
+            server_now = await self.exchange.server_time()
             end = None if until is None else until - 1
-            rows = await self.rest.klines(
+            rows = await self.exchange.klines(
                 symbol, interval, start_time=cursor, end_time=end, limit=self.options.page_limit
             )
-            closed = _closed_rows(rows, server_now)
+            closed = self.exchange.closed_rows(rows, server_now)
             candles = await self._convert(symbol, closed)
             total += await self.publisher.publish(candles, gap_fill=gap_fill)
-            newest = max((t for t in (_open_time(r) for r in closed) if t is not None), default=None)
+            newest = max((t for t in (self.exchange.open_time(r) for r in closed) if t is not None), default=None)
             if newest is None or len(closed) < len(rows) or len(rows) < self.options.page_limit:
                 break  # reached the forming candle, or the end of what exists
             cursor = newest + self.settings.interval_ms
@@ -133,31 +107,18 @@ class Ingestor:
         candles = []
         for row in rows:
             try:
-                candles.append(candle_from_rest(row, symbol, self.settings.interval, symbols=self.symbols))
-            except KlineError as exc:
+                candles.append(self.exchange.candle(row, symbol, self.settings.interval, self.symbols))
+            except BadKline as exc:
                 await self.publisher.reject(
-                    source=f"binance-rest:{symbol}", reason=exc.reason, payload=json.dumps(row), symbol=symbol
+                    source=f"{self.exchange.name}-rest:{symbol}", reason=exc.reason, payload=json.dumps(row),
+                    symbol=symbol,
                 )
         return candles
 
+    async def mark_caught_up(self) -> None:
+        """Record how far the backfill reached: the trainer's first model waits for it."""
+        for symbol in self.symbols:
+            last = self.publisher.last.get(symbol)
+            if last is not None:
+                await mark_caught_up(self.pool, symbol, self.settings.interval, last)
 
-def _open_time(row: Any) -> int | None:
-    try:
-        return int(row[0])
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _closed_rows(rows: Sequence[Any], server_now: int) -> list[Any]:
-    """The rows before the first one still forming at `server_now` (asked before the request)."""
-    closed = []
-    for row in rows:
-        try:
-            close_time = int(row[6])
-        except (TypeError, ValueError, IndexError):
-            closed.append(row)  # malformed: let the conversion name the problem
-            continue
-        if close_time >= server_now:
-            break
-        closed.append(row)
-    return closed

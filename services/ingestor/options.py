@@ -1,0 +1,16 @@
+"""The ingestor's timings: the defaults suit Binance; tests shorten them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.ingestor.binance import Backoff
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    backoff: Backoff = field(default_factory=Backoff)
+    page_limit: int = 1000
+    idle_timeout: float = 60.0  # no websocket message for this long: the connection is dead
+    max_connection_age: float = 23.5 * 3600  # reconnect before Binance cuts at 24 h
+    heartbeat: float = 20.0  # our pings (Binance pongs them) notice a silently dead TCP connection
