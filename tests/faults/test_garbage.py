@@ -50,7 +50,7 @@ READERS = {
 def garbage(example: BaseModel) -> list[bytes]:
     """Not JSON; the right shape with a schema version nobody knows; the right version, wrong types."""
     body = json.loads(example.model_dump_json())
-    future = {**body, "schema_version": 2}
+    future = {**body, "schema_version": 99}  # no contract knows it (Prediction and RealClose are at 2)
     wrong = {**body, "symbol": 12345, "interval": ["5m"]}
     return [b'{"schema_version": 1, "symbol": "BTC', json.dumps(future).encode(), json.dumps(wrong).encode()]
 
