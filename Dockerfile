@@ -18,7 +18,7 @@ RUN mkdir -p shared services \
 # Then the code (with the gateway's vendored chart library and the SQL migrations).
 COPY shared ./shared
 COPY services ./services
-RUN pip install --no-deps -e . && python -c "import services.gateway.app, shared.db.migrate"
+RUN pip install --no-deps -e . && python -c "import services.gateway.app, shared.storage.migrate"
 
 # --- runtime: the virtualenv and the code, run as an unprivileged user ----------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime

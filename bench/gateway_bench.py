@@ -31,8 +31,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import read_archive_csv
 from shared.config import PROJECT_ROOT, Settings
+from shared.market.binance_csv import read_archive_csv
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import delete_topics
 from testkit.ports import free_port

@@ -34,10 +34,10 @@ from services.ingestor.options import IngestOptions
 from services.ingestor.recorder import add_recorder
 from services.sim import BinanceSim, Market
 from services.sim.archive import write_monthly_archives
-from shared import topics
 from shared.config import Settings
-from shared.db import create_pool
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.runtime import make_broker
+from shared.storage import create_pool
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import delete_topics, read_topic
 

@@ -23,7 +23,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from shared.binance_csv import read_archive_csvs
+from shared.market.binance_csv import read_archive_csvs
 from shared.model._tf import library_versions
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig, train_model

@@ -44,12 +44,12 @@ from services.ingestor.options import IngestOptions
 from services.predictor.handlers import group_id
 from services.sim import BinanceSim, Market
 from services.sim.market import Series
-from shared import topics
-from shared.binance_csv import frame_to_candles, read_archive_csvs
 from shared.config import Settings
+from shared.market.binance_csv import frame_to_candles, read_archive_csvs
+from shared.messaging import topics
+from shared.messaging.runtime import make_broker
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig
-from shared.runtime import make_broker
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import committed, delete_topics, read_topic
 from testkit.models import make_champion

@@ -40,8 +40,8 @@ from bench.__main__ import machine
 from bench.common import RESULTS_DIR, percentiles, print_rows, write_result
 from services.sim import Market
 from services.sim.archive import write_monthly_archives
-from shared import topics
 from shared.config import Settings
+from shared.messaging import topics
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import delete_topics, read_topic
 from testkit.metrics import metric

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("shared.infra.stack", "start Kafka, Postgres and the four services"),
     "down": ("shared.infra.stack", "stop the services, Kafka and Postgres"),
     "status": ("shared.infra.stack", "what runs where"),
-    "migrate": ("shared.db.prepare", "apply database migrations and create topics"),
+    "migrate": ("shared.storage.prepare", "apply database migrations and create topics"),
     "ingestor": ("services.ingestor.main", "Binance klines -> Kafka -> Postgres"),
     "predictor": ("services.predictor.main", "candles -> next-candle predictions"),
     "trainer": ("services.trainer.main", "retrains and promotes models"),
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         get_settings()  # every command reads them: refuse bad or missing settings in one line
     except ValidationError as exc:
-        from shared.runtime import validation_reason
+        from shared.messaging.runtime import validation_reason
 
         log = logging.getLogger("candlecast")
         log.error("candlecast %s refuses to start: %s", args.command, validation_reason(exc))

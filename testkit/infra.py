@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from shared import topics
 from shared.config import Settings
-from shared.db import with_database
-from shared.db.migrate import ensure_database, migrate
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
 from shared.infra.process import port_open
+from shared.messaging import topics
+from shared.storage import with_database
+from shared.storage.migrate import ensure_database, migrate
 from testkit.ports import free_port
 
 

@@ -15,9 +15,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import topics
 from shared.config import Settings
-from shared.topics import partitions
+from shared.messaging import topics
+from shared.messaging.topics import partitions
 
 
 async def read_topic(settings: Settings, name: str, *, within: float = 30.0) -> list[ConsumerRecord[Any, Any]]:

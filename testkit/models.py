@@ -13,7 +13,7 @@ import asyncpg
 from shared.config import interval_ms
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig
-from shared.models_registry import ModelRecord, insert_candidate, promote
+from shared.storage.models_registry import ModelRecord, insert_candidate, promote
 
 #: Window 12 (+ the features' lookback), 8 units: seconds to train, milliseconds to predict.
 TINY = TrainConfig(window=12, units=8, epochs=4, patience=2, batch_size=64, learning_rate=3e-3, seed=1)

@@ -16,10 +16,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared import topics
 from shared.config import Settings
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
+from shared.messaging import topics
 from testkit.infra import drop_database, new_database
 from testkit.kafka import delete_topics
 

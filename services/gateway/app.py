@@ -18,8 +18,8 @@ from services.gateway.routers import admin, health, live, market, models, monito
 from services.gateway.security import DEFAULT_MAX_BODY_BYTES, BodyLimit, add_cors
 from services.gateway.validation import HistoryCandle, PredictRequest
 from shared.config import Settings
-from shared.db import create_pool
 from shared.model.champions import ChampionCache
+from shared.storage import create_pool
 
 log = logging.getLogger(__name__)
 

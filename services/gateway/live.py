@@ -19,10 +19,10 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.gateway.metrics import LIVE_CONNECTED, LIVE_MESSAGES
-from shared import topics
 from shared.config import Settings
-from shared.events import Prediction, RealClose
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.events import Prediction, RealClose
+from shared.messaging.runtime import make_broker
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Hub:
 def live_message(payload: bytes | str) -> dict[str, Any] | None:
     """`{"type": "prediction" | "real_close", "data": ...}`, or None for anything else.
 
-    Both events share the topic; their `kind` tells them apart (`shared.topics.decode`).
+    Both events share the topic; their `kind` tells them apart (`shared.messaging.topics.decode`).
     """
     try:
         event = topics.decode(topics.PREDICTIONS, payload)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.binance_csv import COLUMNS, CsvFormatError, parse_archive_csv
+from shared.market.binance_csv import COLUMNS, CsvFormatError, parse_archive_csv
 
 MAX_HORIZON = 48
 MAX_CANDLES = 10_000
@@ -85,7 +85,7 @@ def parse_json(body: bytes) -> PredictRequest:
 
 
 def frame_from_request(request: PredictRequest, interval_ms: int) -> pd.DataFrame:
-    """The request's candles as the frame `shared.binance_csv` returns, optional fields filled."""
+    """The request's candles as the frame `shared.market.binance_csv` returns, optional fields filled."""
     rows = []
     for c in request.candles:
         quote = c.quote_volume if c.quote_volume is not None else c.volume * c.close

@@ -22,8 +22,8 @@ import aiohttp
 
 from services.ingestor.exchange import BadKline, ExchangeRejected, Ignored, Malformed, StreamKline, StreamMessage
 from services.ingestor.metrics import REST_REFUSALS
-from shared.events import Candle
-from shared.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
+from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
+from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.events import Candle
+from shared.messaging.events import Candle
 
 
 class ExchangeRejected(Exception):

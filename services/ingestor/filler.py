@@ -22,10 +22,10 @@ from services.ingestor.exchange import BadKline, Exchange, ExchangeRejected
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from services.ingestor.resume import resume_points
-from shared.candle_store import mark_caught_up
 from shared.config import Settings
-from shared.events import Candle
-from shared.klines import align_down
+from shared.market.klines import align_down
+from shared.messaging.events import Candle
+from shared.storage.candle_store import mark_caught_up
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from faststream.kafka import KafkaBroker
 
-from shared import topics
-from shared.binance_csv import CsvFormatError, frame_to_candles, read_archive_csv
 from shared.config import Settings, get_settings, interval_ms
-from shared.events import Candle
-from shared.klines import parse_archive_name
-from shared.runtime import make_broker
+from shared.market.binance_csv import CsvFormatError, frame_to_candles, read_archive_csv
+from shared.market.klines import parse_archive_name
+from shared.messaging import topics
+from shared.messaging.events import Candle
+from shared.messaging.runtime import make_broker
 
 log = logging.getLogger(__name__)
 

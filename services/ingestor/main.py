@@ -21,12 +21,12 @@ from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from services.ingestor.recorder import add_recorder, recorder_group
 from services.ingestor.stream import LiveStream
-from shared import topics
 from shared.config import Settings, get_settings
-from shared.consumer_lag import report_lag_forever
-from shared.db import create_pool
-from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
-from shared.topics import ensure_topics
+from shared.messaging import topics
+from shared.messaging.consumer_lag import report_lag_forever
+from shared.messaging.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
+from shared.messaging.topics import ensure_topics
+from shared.storage import create_pool
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ingestor's Prometheus metrics; the Grafana dashboards use exactly these names.
 
-Dead letters are counted by `shared.runtime.dead_letter` (`candlecast_dead_lettered_total`).
+Dead letters are counted by `shared.messaging.runtime.dead_letter` (`candlecast_dead_lettered_total`).
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from faststream.kafka import KafkaBroker
 
 from services.ingestor.metrics import GAP_FILLED, INGEST_LAG, PUBLISHED
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle
-from shared.runtime import dead_letter
+from shared.messaging import topics
+from shared.messaging.events import Candle
+from shared.messaging.runtime import dead_letter
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A batch is one transaction (an upsert, so a replayed candle just overwrites itself) and the
 consumer offsets are committed after it; a crash anywhere replays the batch and loses nothing.
 A message that is not a valid `Candle` goes to dead-letter with the reason, and the batch goes on;
-so does a candle the database refuses (after retries, `shared.failures`).
+so does a candle the database refuses (after retries, `shared.messaging.failures`).
 
 After the database commit, a `DailyTick` is published for each candle that opens a new UTC day
 compared with the candle stored just before it. That is decided by event time, from the data,
@@ -26,11 +26,11 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.ingestor.metrics import RECORD_BATCH, RECORDED
 from services.ingestor.store import previous_open_time, upsert_candles
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle, DailyTick
-from shared.failures import RetryPolicy, failure_reason, process_isolating
-from shared.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
+from shared.messaging import topics
+from shared.messaging.events import Candle, DailyTick
+from shared.messaging.failures import RetryPolicy, failure_reason, process_isolating
+from shared.messaging.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingestor.store import last_stored
-from shared import topics
 from shared.config import Settings
-from shared.topics import partitions
+from shared.messaging import topics
+from shared.messaging.topics import partitions
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from shared.events import Candle
+from shared.messaging.events import Candle
 
 _COLUMNS = (
     "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",

@@ -24,7 +24,7 @@ from services.ingestor.metrics import WS_RECONNECTS
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from shared.config import Settings
-from shared.events import Candle
+from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
 

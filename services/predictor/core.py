@@ -25,7 +25,7 @@ import pandas as pd
 
 from services.predictor.history import CandleHistory
 from services.predictor.rolling import Drift, DriftDetector, DriftPolicy, FilledRow, RollingError, RollingStats
-from shared.events import DriftEvent, Prediction, RealClose
+from shared.messaging.events import DriftEvent, Prediction, RealClose
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
@@ -105,7 +105,7 @@ class StreamState:
         return self.history.gap_before(first_time)
 
     def advance(self, candles: pd.DataFrame, model: Forecaster | None) -> list[NextCandle]:
-        """Take the closed candles (one stream, ascending, a frame of `shared.binance_csv.COLUMNS`);
+        """Take the closed candles (one stream, ascending, a frame of `shared.market.binance_csv.COLUMNS`);
         returns the next candle after each one that has a full, gap-free history (none without a model)."""
         self.history.merge(candles)
         if model is None or candles.empty:

@@ -38,13 +38,13 @@ from services.predictor.metrics import (
 )
 from services.predictor.rolling import DriftPolicy
 from services.predictor.staleness import StalenessWatch
-from shared import topics
-from shared.binance_csv import candles_to_frame
-from shared.candle_store import candle_span, load_candles, load_last_candles
 from shared.config import Settings
-from shared.events import Candle, now_ms
-from shared.features import LOOKBACK
+from shared.market.binance_csv import candles_to_frame
+from shared.messaging import topics
+from shared.messaging.events import Candle, now_ms
 from shared.model.champions import ChampionCache
+from shared.model.features import LOOKBACK
+from shared.storage.candle_store import candle_span, load_candles, load_last_candles
 
 log = logging.getLogger(__name__)
 

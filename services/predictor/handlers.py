@@ -3,7 +3,7 @@
 Candles: one consumer group (scales out by partitions, i.e. by symbol), offsets committed only
 after the batch is in the database (`NACK_ON_ERROR` rewinds a batch that failed on the
 infrastructure, which is replayed). A batch that fails for another reason is retried, then
-taken apart (`shared.failures`): a candle that fails alone goes to dead-letter with the error and
+taken apart (`shared.messaging.failures`): a candle that fails alone goes to dead-letter with the error and
 the next candles are predicted. A message that is not a valid candle of this interval goes to
 dead-letter too, once the rest of its batch is stored, so a replayed batch cannot dead-letter it twice.
 
@@ -22,12 +22,11 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.predictor.engine import HistoryGap, Predictor
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle, ModelPromoted
-from shared.failures import RetryPolicy, failure_reason, is_transient, process_isolating
-from shared.model.champions import ChampionCache
-from shared.runtime import (
+from shared.messaging import topics
+from shared.messaging.events import Candle, ModelPromoted
+from shared.messaging.failures import RetryPolicy, failure_reason, is_transient, process_isolating
+from shared.messaging.runtime import (
     BATCH_WAIT_MS,
     RETRY_PAUSE,
     DeadLetters,
@@ -35,6 +34,7 @@ from shared.runtime import (
     kafka_records,
     undecoded,
 )
+from shared.model.champions import ChampionCache
 
 log = logging.getLogger(__name__)
 

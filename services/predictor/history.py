@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import candles_to_frame
+from shared.market.binance_csv import candles_to_frame
 
 
 class CandleHistory:

@@ -8,12 +8,12 @@ import logging
 
 from services.predictor.engine import Predictor, model_switched
 from services.predictor.handlers import SERVICE, group_id, register
-from shared import topics
 from shared.config import Settings, get_settings
-from shared.consumer_lag import report_lag_forever
-from shared.db import create_pool
+from shared.messaging import topics
+from shared.messaging.consumer_lag import report_lag_forever
+from shared.messaging.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 from shared.model.champions import ChampionCache
-from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
+from shared.storage import create_pool
 
 log = logging.getLogger(__name__)
 

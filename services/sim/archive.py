@@ -12,7 +12,7 @@ from typing import Literal
 import pandas as pd
 
 from services.sim.market import Market
-from shared.binance_csv import write_archive_csv
+from shared.market.binance_csv import write_archive_csv
 
 
 def write_monthly_archives(

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-# Each kind breaks one rule the ingestor checks (see shared.klines).
+# Each kind breaks one rule the ingestor checks (see shared.market.klines).
 MALFORMED_KINDS = ("high_low", "nan", "negative_volume", "unknown_symbol", "misaligned", "not_json")
 
 

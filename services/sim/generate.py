@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import frame_from_arrays
+from shared.market.binance_csv import frame_from_arrays
 
 # 2024-01-01T00:00:00Z: a fixed start, so generated data is the same wherever it is generated.
 DEFAULT_START_MS = 1_704_067_200_000
@@ -40,7 +40,7 @@ def generate_candles(
     seed: int = 0,
     regime: RegimeChange | None = None,
 ) -> pd.DataFrame:
-    """`n` contiguous candles in `shared.binance_csv`'s frame shape, opening at `start_ms`."""
+    """`n` contiguous candles in `shared.market.binance_csv`'s frame shape, opening at `start_ms`."""
     if n <= 0:
         raise ValueError("n must be positive")
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from services.sim.generate import DEFAULT_START_MS, RegimeChange
 from services.sim.market import Market
 from services.sim.server import DAY_MS, BinanceSim
 from shared.config import get_settings
-from shared.runtime import run_until_signalled
+from shared.messaging.runtime import run_until_signalled
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from services.sim.generate import DEFAULT_START_MS, RegimeChange, generate_candles, start_price_for
-from shared.binance_csv import COLUMNS, read_archive_csvs
 from shared.config import interval_ms
-from shared.events import Candle
-from shared.klines import parse_archive_name
+from shared.market.binance_csv import COLUMNS, read_archive_csvs
+from shared.market.klines import parse_archive_name
+from shared.messaging.events import Candle
 
 
 @dataclass

@@ -15,7 +15,7 @@ from services.sim.clock import SimClock
 from services.sim.faults import Faults
 from services.sim.market import Market
 from shared.config import INTERVAL_MS
-from shared.klines import candle_to_rest
+from shared.market.klines import candle_to_rest
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500

@@ -22,7 +22,7 @@ from aiohttp import WSMsgType, web
 from services.sim.clock import SimClock
 from services.sim.faults import Faults, corrupt
 from services.sim.market import Market
-from shared.klines import align_down, candle_to_ws, stream_name
+from shared.market.klines import align_down, candle_to_ws, stream_name
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One consumer in one group reads the three topics; a handler only decides and schedules (the
 training itself runs in the worker process), so the consumer keeps polling and keeps its group
 membership through hour-long trainings. Offsets are committed once the trigger is scheduled; a
-trigger that cannot be scheduled (after retries, `shared.failures`) goes to dead-letter.
+trigger that cannot be scheduled (after retries, `shared.messaging.failures`) goes to dead-letter.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel
 
 from services.trainer.triggers import Triggers
-from shared import topics
 from shared.config import Settings
-from shared.events import DailyTick, DriftEvent, TrainRequest
-from shared.failures import RetryPolicy, failure_reason, process_isolating
-from shared.runtime import RETRY_PAUSE, dead_letter, decode_or_dead_letter, kafka_records, undecoded
+from shared.messaging import topics
+from shared.messaging.events import DailyTick, DriftEvent, TrainRequest
+from shared.messaging.failures import RetryPolicy, failure_reason, process_isolating
+from shared.messaging.runtime import RETRY_PAUSE, dead_letter, decode_or_dead_letter, kafka_records, undecoded
 
 log = logging.getLogger(__name__)
 

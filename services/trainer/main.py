@@ -12,12 +12,12 @@ from services.trainer.runner import Trainer
 from services.trainer.scheduler import TrainingScheduler
 from services.trainer.triggers import Triggers
 from services.trainer.worker import make_executor, shutdown_executor
-from shared import topics
 from shared.config import Settings, get_settings
-from shared.consumer_lag import report_lag_forever
-from shared.db import create_pool
+from shared.messaging import topics
+from shared.messaging.consumer_lag import report_lag_forever
+from shared.messaging.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
 from shared.model.training import TrainConfig
-from shared.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
+from shared.storage import create_pool
 
 log = logging.getLogger(__name__)
 

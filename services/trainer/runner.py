@@ -24,12 +24,12 @@ from services.trainer import store
 from services.trainer.jobs import SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidate
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from services.trainer.worker import make_executor, shutdown_executor
-from shared import models_registry as registry
-from shared import topics
-from shared.candle_store import load_candles
 from shared.config import Settings
-from shared.events import ModelPromoted
+from shared.messaging import topics
+from shared.messaging.events import ModelPromoted
 from shared.model.training import TrainConfig
+from shared.storage import models_registry as registry
+from shared.storage.candle_store import load_candles
 
 log = logging.getLogger(__name__)
 

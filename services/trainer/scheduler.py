@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from shared.runtime import cancel_and_wait
+from shared.messaging.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

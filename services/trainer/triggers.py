@@ -22,10 +22,10 @@ import asyncpg
 
 from services.trainer import store
 from services.trainer.scheduler import TrainingScheduler
-from shared import models_registry as registry
-from shared.candle_store import DAY_MS, candle_span, caught_up_through
 from shared.config import Settings
-from shared.events import DailyTick, DriftEvent, TrainRequest
+from shared.messaging.events import DailyTick, DriftEvent, TrainRequest
+from shared.storage import models_registry as registry
+from shared.storage.candle_store import DAY_MS, candle_span, caught_up_through
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import argparse
 import logging
 
 from shared.config import Settings, get_settings
-from shared.db.prepare import prepare
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
+from shared.storage.prepare import prepare
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from shared.config import PROJECT_ROOT, Settings, get_settings
-from shared.db import with_database
 from shared.infra.cli import infra_down, infra_status, infra_up
 from shared.infra.process import ManagedProcess, port_open, wait_until
+from shared.storage import with_database
 
 SERVICES = ("ingestor", "predictor", "trainer", "gateway")
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import INTERVAL_MS
-from shared.features import FEATURE_VERSION, FEATURES, LOOKBACK
 from shared.model import forecaster
 from shared.model._tf import library_versions
 from shared.model.dataset import TARGETS, Preprocessing
+from shared.model.features import FEATURE_VERSION, FEATURES, LOOKBACK
 from shared.model.forecaster import Forecaster
 from shared.model.report import jsonable
 from shared.model.training import TrainResult

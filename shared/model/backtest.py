@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from shared.features import LOOKBACK
 from shared.model.dataset import SampleSet, sample_gap
 from shared.model.evaluation import Evaluation, evaluate
+from shared.model.features import LOOKBACK
 from shared.model.training import TrainConfig, fit_network
 
 log = logging.getLogger(__name__)

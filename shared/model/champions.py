@@ -22,7 +22,7 @@ import asyncpg
 
 from shared.config import INTERVAL_MS
 from shared.model.forecaster import Forecaster
-from shared.models_registry import get_champion
+from shared.storage.models_registry import get_champion
 
 log = logging.getLogger(__name__)
 

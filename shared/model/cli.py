@@ -260,7 +260,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shared.binance_csv import CsvFormatError
+    from shared.market.binance_csv import CsvFormatError
     from shared.model.artifacts import ArtifactError
 
     settings = Settings()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from shared.features import FEATURE_VERSION, FEATURES, LOOKBACK, compute_features
+from shared.model.features import FEATURE_VERSION, FEATURES, LOOKBACK, compute_features
 
 #: Regression targets, each log(price of candle e+1 / close of candle e).
 TARGETS: tuple[str, ...] = ("open", "high", "low", "close")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.events import Prediction
+from shared.messaging.events import Prediction
 from shared.model.dataset import TARGETS
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.features import compute_features
 from shared.model.dataset import Preprocessing, make_windows, valid_end_indices
+from shared.model.features import compute_features
 from shared.model.forecast import Forecast, NextCandle, next_candles
 from shared.model.network import CLASSIFICATION_HEAD, MEMBER_PREFIX, REGRESSION_HEAD, lstm_name
 

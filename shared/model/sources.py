@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import pandas as pd
 
-from shared.binance_csv import read_archive_csvs
-from shared.candle_store import load_candles
+from shared.market.binance_csv import read_archive_csvs
+from shared.storage.candle_store import load_candles
 
 # data.binance.vision names: BTCUSDT-5m-2024-01.csv (monthly) or BTCUSDT-5m-2024-01-15.zip (daily)
 _ARCHIVE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)$")

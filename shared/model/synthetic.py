@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import frame_from_arrays
+from shared.market.binance_csv import frame_from_arrays
 
 DEFAULT_START_MS = 1_696_118_400_000  # 2023-10-01T00:00:00Z
 
@@ -25,7 +25,7 @@ def synthetic_candles(
     interval_ms: int = 300_000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """`n` consecutive candles in the shape `shared.binance_csv` returns.
+    """`n` consecutive candles in the shape `shared.market.binance_csv` returns.
 
     Close-to-close log returns are AR(1) with coefficient `phi` and innovation scale `sigma`;
     each candle opens at the previous close (as Binance's do), wicks and volumes are random.

@@ -306,7 +306,7 @@ def train_model(
 ) -> TrainResult:
     """Train on the oldest part of `candles`, stop early on the next, evaluate on the newest.
 
-    `candles` has the columns of `shared.binance_csv.COLUMNS` (one symbol and interval).
+    `candles` has the columns of `shared.market.binance_csv.COLUMNS` (one symbol and interval).
     `progress(epoch, max_epochs)` is called after each epoch; `cancel` aborts between batches.
     """
     started = time.perf_counter()

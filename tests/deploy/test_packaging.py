@@ -35,7 +35,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 def test_the_wheel_holds_no_tooling(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     assert any(n.startswith("services/predictor/") for n in names)
-    assert any(n.startswith("shared/db/migrations/") for n in names)
+    assert any(n.startswith("shared/storage/migrations/") for n in names)
     leaked = [n for n in names if n.startswith(TOOLING) or "/testing/" in n]
     assert leaked == []
 

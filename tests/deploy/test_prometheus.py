@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 import yaml
 
-from shared import topics
 from shared.config import Settings
-from shared.models_registry import ModelRecord, insert_candidate, promote
+from shared.messaging import topics
+from shared.storage.models_registry import ModelRecord, insert_candidate, promote
 from testkit.kafka import publish_raw
 from tests.deploy.dashboards import PROMETHEUS_CONFIG, metric_names, promql, queries
 from tests.services.gateway.conftest import ADMIN_TOKEN, free_port, gateway_env, service_process

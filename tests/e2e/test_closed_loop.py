@@ -26,9 +26,9 @@ from services.predictor.main import serve as predictor_serve
 from services.sim.market import Market, Series
 from services.sim.server import BinanceSim
 from services.trainer.main import serve as trainer_serve
-from shared import models_registry as registry
-from shared import topics
 from shared.config import Settings
+from shared.messaging import topics
+from shared.storage import models_registry as registry
 from testkit.invariants import check_invariants
 from testkit.kafka import read_json
 from testkit.waiting import eventually

@@ -13,10 +13,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from services.sim import BinanceSim, Market
-from shared import topics
-from shared.binance_csv import frame_to_candles
 from shared.config import Settings
-from shared.events import Candle
+from shared.market.binance_csv import frame_to_candles
+from shared.messaging import topics
+from shared.messaging.events import Candle
 from shared.model.synthetic import synthetic_candles
 from testkit.invariants import InvariantReport, check_invariants
 from testkit.kafka import read_json, read_topic

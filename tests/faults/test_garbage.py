@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 from pydantic import BaseModel
 
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle, DailyTick, DriftEvent, ModelPromoted, Prediction, TrainRequest
+from shared.messaging import topics
+from shared.messaging.events import Candle, DailyTick, DriftEvent, ModelPromoted, Prediction, TrainRequest
 from testkit.kafka import publish_raw, read_json
 from testkit.metrics import metric
 from testkit.waiting import eventually

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 
 from services.sim import BinanceSim, Market
-from shared import topics
 from shared.config import PROJECT_ROOT, Settings
-from shared.topics import partitions
+from shared.messaging import topics
+from shared.messaging.topics import partitions
 from testkit.infra import ThrowawayInfra
 from testkit.netfaults import TcpProxy, WebsocketRelay
 from testkit.services import settings_env

@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from shared import topics
 from shared.config import Settings
-from shared.events import TrainRequest
+from shared.messaging import topics
+from shared.messaging.events import TrainRequest
 from testkit.kafka import publish_raw
 from testkit.waiting import eventually
 from tests.faults.conftest import Spawn

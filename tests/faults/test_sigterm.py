@@ -14,10 +14,10 @@ import httpx
 import websockets
 
 from services.ingestor.store import upsert_candles
-from shared import topics
 from shared.config import Settings
-from shared.events import TrainRequest
-from shared.models_registry import get_champion
+from shared.messaging import topics
+from shared.messaging.events import TrainRequest
+from shared.storage.models_registry import get_champion
 from testkit.kafka import committed, end_offsets, publish_raw
 from testkit.models import make_champion
 from testkit.services import ServiceProcess

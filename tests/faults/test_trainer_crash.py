@@ -16,9 +16,9 @@ import httpx
 import psutil
 
 from services.ingestor.store import upsert_candles
-from shared import topics
 from shared.config import Settings
-from shared.events import TrainRequest
+from shared.messaging import topics
+from shared.messaging.events import TrainRequest
 from testkit.kafka import publish_raw
 from testkit.services import ServiceProcess
 from testkit.waiting import eventually

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.binance_csv import (
+from shared.market.binance_csv import (
     COLUMNS,
     CsvFormatError,
     candles_to_frame,
@@ -18,7 +18,7 @@ from shared.binance_csv import (
     read_archive_csvs,
     write_archive_csv,
 )
-from shared.events import Candle
+from shared.messaging.events import Candle
 from shared.model.synthetic import synthetic_candles
 
 # Two rows in Binance's archive layout (values made up): ms times, 8 decimals, trailing 0.

@@ -7,10 +7,10 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.binance_csv import COLUMNS, INT_COLUMNS
-from shared.candle_store import load_candles
+from shared.market.binance_csv import COLUMNS, INT_COLUMNS
 from shared.model.sources import load_db
 from shared.model.synthetic import synthetic_candles
+from shared.storage.candle_store import load_candles
 
 CANDLES = synthetic_candles(30, seed=3)
 

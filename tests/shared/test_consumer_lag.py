@@ -1,8 +1,8 @@
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import topics
 from shared.config import Settings
-from shared.consumer_lag import CONSUMER_LAG, group_lag, report_lag_forever
+from shared.messaging import topics
+from shared.messaging.consumer_lag import CONSUMER_LAG, group_lag, report_lag_forever
 
 
 async def test_lag_counts_uncommitted_messages(settings: Settings) -> None:

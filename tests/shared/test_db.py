@@ -2,7 +2,7 @@ import asyncpg
 import pytest
 
 from shared.config import Settings
-from shared.db.migrate import migrate, migration_files
+from shared.storage.migrate import migrate, migration_files
 
 
 async def test_migrations_apply_once_and_are_recorded(database_url: str, db: asyncpg.Connection) -> None:

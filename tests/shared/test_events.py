@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from shared.events import Candle, DriftEvent, ModelPromoted, Prediction
+from shared.messaging.events import Candle, DriftEvent, ModelPromoted, Prediction
 
 GOOD = dict(
     symbol="BTCUSDT", interval="5m", open_time=1_700_000_000_000, close_time=1_700_000_299_999,

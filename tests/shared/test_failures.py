@@ -1,4 +1,4 @@
-"""`shared.failures`: which failures are the message's, and how a failing delivery is taken apart."""
+"""`shared.messaging.failures`: which failures are the message's, and how a failing delivery is taken apart."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from shared.failures import RetryPolicy, is_transient, process_isolating
+from shared.messaging.failures import RetryPolicy, is_transient, process_isolating
 
 NO_WAIT = RetryPolicy(attempts=3, backoff=0.0)
 

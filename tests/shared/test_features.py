@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from shared.features import FEATURES, LOOKBACK, compute_features, feature_frame, required_rows
+from shared.model.features import FEATURES, LOOKBACK, compute_features, feature_frame, required_rows
 from shared.model.synthetic import synthetic_candles
 
 
@@ -56,7 +56,8 @@ def test_no_price_levels() -> None:
 def test_does_not_import_tensorflow() -> None:
     """Features, the CSV reader and the inference path stay cheap to import (a fresh process)."""
     code = (
-        "import sys, shared.features, shared.binance_csv, shared.model.inference, shared.model.evaluation; "
+        "import sys, shared.model.features, shared.market.binance_csv, shared.model.inference, "
+        "shared.model.evaluation; "
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -5,10 +5,10 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaMessage
 
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle, DeadLetter
-from shared.runtime import dead_letter, make_broker
+from shared.messaging import topics
+from shared.messaging.events import Candle, DeadLetter
+from shared.messaging.runtime import dead_letter, make_broker
 
 
 def candle(i: int) -> Candle:

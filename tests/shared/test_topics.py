@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.gateway.asyncapi import asyncapi_document
-from shared import events, topics
 from shared.config import Settings
+from shared.messaging import events, topics
 
 PREDICTION = events.Prediction(symbol="BTCUSDT", interval="5m", base_time=0, target_time=300_000, open=1.0,
                                high=1.2, low=0.9, close=1.1, amplitude=0.3, p_up=0.6, model_version="v1")

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.deps import SettingsDep, require_admin, resolve_symbol
 from services.gateway.schemas import Problem
-from shared import topics
-from shared.events import TrainRequest
+from shared.messaging import topics
+from shared.messaging.events import TrainRequest
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 

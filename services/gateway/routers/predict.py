@@ -28,7 +28,7 @@ from services.gateway.validation import (
     parse_json,
     violation,
 )
-from shared.features import required_rows
+from shared.model.features import required_rows
 
 router = APIRouter(tags=["predict"])
 

@@ -20,8 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.gateway.app import create_app
-from shared import topics
 from shared.config import PROJECT_ROOT, Settings
+from shared.messaging import topics
 from testkit.infra import drop_database, new_database
 from testkit.kafka import delete_topics
 from testkit.ports import free_port

@@ -7,10 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from shared import topics
 from shared.config import PROJECT_ROOT, Settings
-from shared.events import Prediction
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.events import Prediction
+from shared.messaging.runtime import make_broker
 from tests.services.gateway.conftest import serve
 from tests.services.gateway.seed import Seeded
 from tests.services.gateway.tools import require_browser

@@ -12,7 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from shared.binance_csv import write_archive_csv
+from shared.market.binance_csv import write_archive_csv
 from tests.services.gateway.seed import STEP, candle_rows
 
 FIELDS = ("open_time", "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",

@@ -13,10 +13,10 @@ import websockets
 from aiokafka import AIOKafkaConsumer
 
 from services.gateway.app import create_app
-from shared import topics
 from shared.config import Settings
-from shared.events import Prediction, RealClose, TrainRequest
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.events import Prediction, RealClose, TrainRequest
+from shared.messaging.runtime import make_broker
 from tests.services.gateway.conftest import ADMIN_TOKEN, running, serve, wait_kafka_connected
 
 

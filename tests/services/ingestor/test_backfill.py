@@ -10,7 +10,7 @@ import pytest
 from services.ingestor.metrics import REST_REFUSALS
 from services.sim import BinanceSim, Market
 from shared.config import Settings
-from shared.klines import align_down
+from shared.market.klines import align_down
 from testkit.waiting import eventually
 from tests.services.ingestor.support import STEP, against, running_ingestor, steps, stored_count, stored_open_times
 

@@ -11,8 +11,9 @@ import pytest
 from services.ingestor.importer import ArchiveImportError, import_files
 from services.sim import Market
 from services.sim.archive import write_monthly_archives
-from shared import cli, topics
+from shared import cli
 from shared.config import Settings, get_settings
+from shared.messaging import topics
 from testkit.kafka import read_topic
 from testkit.waiting import eventually
 from tests.services.ingestor.support import running_ingestor, stored_count

@@ -1,4 +1,4 @@
-"""shared.klines: Binance's REST rows and websocket events <-> Candle, and each rule's reason."""
+"""shared.market.klines: Binance's REST rows and websocket events <-> Candle, and each rule's reason."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.events import Candle
-from shared.klines import KlineError, candle_from_rest, candle_from_ws, candle_to_rest, candle_to_ws
+from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, candle_to_rest, candle_to_ws
+from shared.messaging.events import Candle
 
 # A real BTCUSDT 5m kline as GET /api/v3/klines returns it.
 REST_ROW = [1696118400000, "26962.57000000", "26965.88000000", "26955.30000000", "26965.87000000",

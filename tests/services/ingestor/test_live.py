@@ -14,8 +14,8 @@ import pytest
 from services.ingestor.binance import Backoff
 from services.ingestor.metrics import GAP_FILLED, WS_RECONNECTS
 from services.sim import BinanceSim, Market
-from shared import topics
 from shared.config import Settings
+from shared.messaging import topics
 from testkit.kafka import read_topic
 from testkit.waiting import eventually
 from tests.services.ingestor.support import (

@@ -9,11 +9,11 @@ import asyncpg
 import pytest
 
 from services.ingestor.recorder import add_recorder, utc_day
-from shared import topics
 from shared.config import Settings
-from shared.db import create_pool
-from shared.events import Candle
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.events import Candle
+from shared.messaging.runtime import make_broker
+from shared.storage import create_pool
 from testkit.kafka import read_topic
 from testkit.waiting import eventually
 from tests.services.ingestor.support import STEP, running_ingestor, stored_count

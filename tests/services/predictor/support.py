@@ -16,14 +16,14 @@ import asyncpg
 import pandas as pd
 
 from services.ingestor.store import upsert_candles
-from shared import topics
-from shared.binance_csv import frame_to_candles
 from shared.config import PROJECT_ROOT, Settings
-from shared.events import Candle, ModelPromoted
+from shared.market.binance_csv import frame_to_candles
+from shared.messaging import topics
+from shared.messaging.events import Candle, ModelPromoted
+from shared.messaging.runtime import make_broker
 from shared.model.synthetic import DEFAULT_START_MS, synthetic_candles
 from shared.model.training import TrainConfig
-from shared.models_registry import ModelRecord, insert_candidate, promote
-from shared.runtime import make_broker
+from shared.storage.models_registry import ModelRecord, insert_candidate, promote
 from testkit.ports import free_port
 
 SYMBOL = "BTCUSDT"

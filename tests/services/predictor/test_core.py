@@ -17,9 +17,9 @@ import pandas as pd
 
 from services.predictor.core import FutureRow, StreamState
 from services.predictor.rolling import DriftPolicy
-from shared.events import Prediction, RealClose
-from shared.features import LOOKBACK
+from shared.messaging.events import Prediction, RealClose
 from shared.model.dataset import Preprocessing
+from shared.model.features import LOOKBACK
 from shared.model.forecast import Forecast, NextCandle, next_candles
 from shared.model.forecaster import Forecaster
 from tests.services.predictor.support import INTERVAL, STEP, SYMBOL, candle_frame

@@ -13,10 +13,10 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 
 from services.predictor import handlers
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle, DeadLetter
-from shared.runtime import make_broker
+from shared.messaging import topics
+from shared.messaging.events import Candle, DeadLetter
+from shared.messaging.runtime import make_broker
 from tests.services.predictor.support import as_candles, candle_frame
 
 CANDLES = as_candles(candle_frame(8))

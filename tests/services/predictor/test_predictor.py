@@ -12,8 +12,8 @@ import pytest
 from services.predictor.handlers import group_id
 from services.predictor.main import serve
 from services.predictor.metrics import MODEL_INFO
-from shared import topics
 from shared.config import Settings
+from shared.messaging import topics
 from shared.model.artifacts import load_model
 from testkit.kafka import committed, read_json, read_topic
 from testkit.waiting import eventually

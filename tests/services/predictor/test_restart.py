@@ -11,9 +11,9 @@ import numpy as np
 
 from services.ingestor.main import serve as ingestor_serve
 from services.predictor.handlers import group_id
-from shared import topics
 from shared.config import Settings
-from shared.events import Candle
+from shared.messaging import topics
+from shared.messaging.events import Candle
 from shared.model.artifacts import load_model
 from testkit.invariants import check_invariants
 from testkit.kafka import committed

@@ -1,5 +1,5 @@
 """The stand-in's data: reproducible generated walks with a regime change, and archive files
-it writes in Binance's exact format and reads back (via shared.binance_csv)."""
+it writes in Binance's exact format and reads back (via shared.market.binance_csv)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from services.sim.archive import write_monthly_archives
 from services.sim.main import parse_when
 from services.sim.server import default_start
 from shared import cli
-from shared.binance_csv import read_archive_csv
+from shared.market.binance_csv import read_archive_csv
 
 DAY = 86_400_000
 

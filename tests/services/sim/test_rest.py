@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.sim import BinanceSim, Market
-from shared.klines import candle_from_rest
+from shared.market.klines import candle_from_rest
 
 DAY = 86_400_000
 STEP = 300_000

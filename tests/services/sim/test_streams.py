@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from services.sim import BinanceSim, Market
-from shared.klines import candle_from_rest, candle_from_ws, candle_to_rest
+from shared.market.klines import candle_from_rest, candle_from_ws, candle_to_rest
 
 DAY = 86_400_000
 SPEED = 3000.0

@@ -14,14 +14,14 @@ from services.trainer.handlers import group_id
 from services.trainer.main import serve
 from services.trainer.metrics import PROMOTIONS, REJECTED
 from services.trainer.runner import Trainer
-from shared import models_registry as registry
-from shared import topics
-from shared.candle_store import mark_caught_up
 from shared.config import Settings
-from shared.db import create_pool
-from shared.events import DailyTick, DriftEvent, TrainRequest
+from shared.messaging import topics
+from shared.messaging.events import DailyTick, DriftEvent, TrainRequest
+from shared.messaging.runtime import make_broker
 from shared.model.artifacts import load_model
-from shared.runtime import make_broker
+from shared.storage import create_pool
+from shared.storage import models_registry as registry
+from shared.storage.candle_store import mark_caught_up
 from testkit.kafka import committed, read_json, read_topic
 from testkit.waiting import eventually
 from tests.services.predictor.support import (

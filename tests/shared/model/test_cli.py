@@ -7,8 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.binance_csv import COLUMNS, INT_COLUMNS, write_archive_csv
 from shared.cli import main
+from shared.market.binance_csv import COLUMNS, INT_COLUMNS, write_archive_csv
 from shared.model.synthetic import synthetic_candles
 
 FAST = ["--window", "10", "--units", "4", "--epochs", "2", "--batch-size", "128"]

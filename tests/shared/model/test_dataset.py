@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.features import LOOKBACK
 from shared.model.dataset import (
     CLOSE,
     SampleSet,
@@ -14,6 +13,7 @@ from shared.model.dataset import (
     temporal_split,
     valid_end_indices,
 )
+from shared.model.features import LOOKBACK
 from shared.model.synthetic import synthetic_candles
 
 WINDOW = 20

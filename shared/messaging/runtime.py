@@ -21,9 +21,9 @@ from faststream.message import StreamMessage
 from prometheus_client import Counter, start_http_server
 from pydantic import BaseModel, ValidationError
 
-from shared import topics
 from shared.config import Settings
-from shared.events import DeadLetter
+from shared.messaging import topics
+from shared.messaging.events import DeadLetter
 
 log = logging.getLogger(__name__)
 

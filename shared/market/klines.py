@@ -1,4 +1,4 @@
-"""The one conversion between Binance's kline shapes and `shared.events.Candle`, with its checks.
+"""The one conversion between Binance's kline shapes and `shared.messaging.events.Candle`, with its checks.
 
 Binance sends a kline two ways: the REST `GET /api/v3/klines` row (a 12-element array, decimals as
 strings) and the websocket kline event (`{"e": "kline", "E": ..., "s": ..., "k": {...}}`). The
@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.config import interval_ms
-from shared.events import Candle
-from shared.runtime import validation_reason
+from shared.messaging.events import Candle
+from shared.messaging.runtime import validation_reason
 
 REST_FIELDS = 12
 # Binance's archive names: BTCUSDT-5m-2024-01.csv (monthly) or BTCUSDT-5m-2024-01-15.csv (daily).

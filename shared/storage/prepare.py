@@ -10,8 +10,8 @@ import argparse
 import asyncio
 
 from shared.config import Settings, get_settings
-from shared.db.migrate import ensure_database, migrate
-from shared.topics import ensure_topics
+from shared.messaging.topics import ensure_topics
+from shared.storage.migrate import ensure_database, migrate
 
 
 def prepare(settings: Settings) -> None:

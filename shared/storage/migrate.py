@@ -63,7 +63,7 @@ async def ensure_database(dsn: str) -> bool:
     """Create the database named in `dsn` if missing (connecting to `postgres` to do it)."""
     from urllib.parse import urlsplit
 
-    from shared.db import with_database
+    from shared.storage import with_database
 
     name = urlsplit(dsn).path.lstrip("/") or "postgres"
     conn = await asyncpg.connect(with_database(dsn, "postgres"))

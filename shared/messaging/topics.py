@@ -18,8 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from pydantic import BaseModel, Field, TypeAdapter
 
-from shared import events
 from shared.config import Settings
+from shared.messaging import events
 
 log = logging.getLogger(__name__)
 

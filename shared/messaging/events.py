@@ -67,7 +67,7 @@ class Prediction(Event):
     """The predicted next candle (`target_time`), made after the candle at `base_time` closed.
 
     Version 2 added `kind`: predictions and real closes share the `predictions` topic, and a
-    reader tells them apart by it (`shared.topics.decode` still reads version 1).
+    reader tells them apart by it (`shared.messaging.topics.decode` still reads version 1).
     """
 
     schema_version: Literal[1, 2] = 2  # type: ignore[assignment]

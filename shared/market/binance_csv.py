@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from shared.events import Candle
+from shared.messaging.events import Candle
 
 #: Columns of the frames this module returns and accepts, in archive order (minus `ignore`).
 COLUMNS: tuple[str, ...] = (

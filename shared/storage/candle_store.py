@@ -1,4 +1,4 @@
-"""Stored candles as the DataFrame the model takes (`shared.binance_csv.COLUMNS`), oldest first.
+"""Stored candles as the DataFrame the model takes (`shared.market.binance_csv.COLUMNS`), oldest first.
 
 The one reader of the `candles` table into a frame: the predictor warms its buffer with the
 last candles and fills a missing history before a replayed batch; the trainer and the model
@@ -14,7 +14,7 @@ import asyncpg
 import numpy as np
 import pandas as pd
 
-from shared.binance_csv import COLUMNS, INT_COLUMNS
+from shared.market.binance_csv import COLUMNS, INT_COLUMNS
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 

@@ -1,0 +1,1 @@
+"""Market data: Binance's kline formats and archive files, candles as frames."""
