@@ -79,9 +79,10 @@ def worker_init() -> None:
 
 def train_candidate(job: TrainJob) -> TrainOutcome:
     from shared.model.artifacts import save_model
-    from shared.model.forecaster import DEFAULT_KIND, fit
+    from shared.model.forecaster import DEFAULT_KIND
+    from shared.model.training import train
 
-    result = fit(DEFAULT_KIND, job.candles, job.config)
+    result = train(DEFAULT_KIND, job.candles, job.config)
     path = save_model(result, job.model_dir, job.symbol, job.interval)
     champion, note = _load_champion(job)
     comparison = compare(result.model, champion, job.candles, result.test_start, note)

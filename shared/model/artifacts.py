@@ -102,6 +102,7 @@ def _metadata(
     pre = result.model.preprocessing
     combined = hashlib.sha256("".join(checksums.values()).encode()).hexdigest()
     return {
+        **result.model.metadata,  # what the kind recorded (lags, rounds, shrink factors, ...)
         "format_version": FORMAT_VERSION,
         "kind": result.model.kind,
         "version": version,

@@ -18,7 +18,8 @@ import pandas as pd
 from shared.model.dataset import SampleSet, sample_gap
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.features import LOOKBACK
-from shared.model.training import TrainConfig, fit_network
+from shared.model.forecaster import DEFAULT_KIND, fitter_of
+from shared.model.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def walk_forward(
     test_fraction: float = 0.3,
     train_rows: int | None = None,
     progress: FoldProgress | None = None,
+    kind: str = DEFAULT_KIND,
 ) -> BacktestResult:
-    """Train and test `folds` models at successive origins; see the module docstring."""
+    """Train and test `folds` models of `kind` at successive origins; see the module docstring."""
+    fitter = fitter_of(kind)
     candles = candles.sort_values("open_time").drop_duplicates("open_time").reset_index(drop=True)
     samples = SampleSet.build(candles, config.window, config.interval_ms)
     ends = samples.end_indices
@@ -94,7 +97,7 @@ def walk_forward(
                 progress(fold + 1, folds, epoch, total)
 
         fold_config = replace(config, seed=config.seed + i)
-        fit = fit_network(samples, train, val, fold_config, on_epoch)
+        fit = fitter(samples, train, val, fold_config, on_epoch, None)
         evaluation = evaluate(fit.model, candles, end_indices=test)
         times = samples.open_times
         fold = Fold(

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from shared.config import Settings, interval_ms
+from shared.model.forecaster import DEFAULT_KIND, KINDS
 from shared.model.sources import csv_identity, last_days, load_csv, load_db
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--interval", help="interval (default: from the CSV file names, else the configured one)")
     parser.add_argument("--days", type=float, help="use only the last DAYS days of candles")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    if name in ("train", "backtest"):
+        parser.add_argument("--kind", default=DEFAULT_KIND, choices=(*KINDS, "all"),
+                            help=f"model kind (default {DEFAULT_KIND}; all: each kind on the same data)")
     if name == "evaluate":
         parser.add_argument("--model", type=Path, required=True, help="a model version folder")
         parser.add_argument("--since", help="evaluate only candles from this date (YYYY-MM-DD) or epoch ms on")
@@ -139,17 +143,34 @@ def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None
         print(text)
 
 
-def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.model.forecaster import DEFAULT_KIND, fit
-    from shared.model.report import alarm_block, metrics_table
+def _kinds(args: argparse.Namespace) -> list[str]:
+    return list(KINDS) if args.kind == "all" else [args.kind]
 
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
     symbol, interval = _identity(args, settings)
     candles = _candles(args, settings, symbol, interval)
     test_rows = int(args.test_days * 86_400_000 / interval_ms(interval)) if args.test_days else None
     config = _train_config(args, settings, interval, test_rows)
-    bar = _Bar(f"training {symbol} {interval}")
+    payloads, texts = [], []
+    for kind in _kinds(args):
+        payload, text = _train_one(args, settings, kind, symbol, interval, candles, config)
+        payloads.append(payload)
+        texts.append(text)
+    _print(args, payloads[0] if len(payloads) == 1 else {"results": payloads}, "\n\n".join(texts))
+    return 0
+
+
+def _train_one(
+    args: argparse.Namespace, settings: Settings, kind: str, symbol: str, interval: str, candles: pd.DataFrame,
+    config: Any,
+) -> tuple[dict[str, Any], str]:
+    from shared.model.report import alarm_block, metrics_table
+    from shared.model.training import train
+
+    bar = _Bar(f"training {kind} {symbol} {interval}")
     try:
-        result = fit(DEFAULT_KIND, candles, config, bar)
+        result = train(kind, candles, config, bar)
     finally:
         bar.close()
     path = None
@@ -159,7 +180,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         path = save_model(result, args.model_dir or settings.model_dir, symbol, interval)
     metrics = {"model": result.metrics, **result.baseline_metrics} if result.metrics else {}
     lines = [
-        f"{symbol} {interval}: data {_iso(result.data_start)} .. {_iso(result.data_end)}, "
+        f"{kind} {symbol} {interval}: data {_iso(result.data_start)} .. {_iso(result.data_end)}, "
         f"samples {result.split_sizes}, best epoch {result.best_epoch}, {result.train_seconds:.0f} s",
     ]
     if result.test_start is not None:
@@ -168,6 +189,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         lines += ["", alarm_block(result.alarms)]
     lines += ["", f"saved: {path}" if path else "not saved (--no-save)"]
     payload = {
+        "kind": kind,
         "symbol": symbol,
         "interval": interval,
         "model": str(path) if path else None,
@@ -180,8 +202,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         "metrics": metrics,
         "alarms": result.alarms,
     }
-    _print(args, payload, "\n".join(lines))
-    return 0
+    return payload, "\n".join(lines)
 
 
 def _since_ms(text: str | None) -> int | None:
@@ -207,20 +228,33 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     text = metrics_table(evaluation.metrics, title)
     if evaluation.alarms:
         text += "\n\n" + alarm_block(evaluation.alarms)
-    payload = {"model": model.version, "metrics": evaluation.metrics, "alarms": evaluation.alarms}
+    payload = {"model": model.version, "kind": model.kind, "metrics": evaluation.metrics,
+               "alarms": evaluation.alarms}
     _print(args, payload, text)
     return 0
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    symbol, interval = _identity(args, settings)
+    candles = _candles(args, settings, symbol, interval)
+    payloads, texts = [], []
+    for kind in _kinds(args):
+        payload, text = _backtest_one(args, settings, kind, symbol, interval, candles)
+        payloads.append(payload)
+        texts.append(text)
+    _print(args, payloads[0] if len(payloads) == 1 else {"results": payloads}, "\n\n".join(texts))
+    return 0
+
+
+def _backtest_one(
+    args: argparse.Namespace, settings: Settings, kind: str, symbol: str, interval: str, candles: pd.DataFrame
+) -> tuple[dict[str, Any], str]:
     from shared.model.backtest import fold_summary, walk_forward
     from shared.model.report import alarm_block, metrics_table
 
-    symbol, interval = _identity(args, settings)
-    candles = _candles(args, settings, symbol, interval)
     config = _train_config(args, settings, interval)
     train_rows = int(args.train_days * 86_400_000 / interval_ms(interval)) if args.train_days else None
-    bar = _Bar(f"backtest {symbol} {interval}")
+    bar = _Bar(f"backtest {kind} {symbol} {interval}")
 
     current = [0]
 
@@ -233,12 +267,14 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         result = walk_forward(
-            candles, config, args.folds, test_fraction=args.test_fraction, train_rows=train_rows, progress=progress
+            candles, config, args.folds, test_fraction=args.test_fraction, train_rows=train_rows, progress=progress,
+            kind=kind,
         )
     finally:
         bar.close()
     folds = fold_summary(result)
-    lines = ["fold  test period                          rows   model MAE  persist. MAE    skill  DM p     dir. acc"]
+    lines = [f"{kind}:",
+             "fold  test period                          rows   model MAE  persist. MAE    skill  DM p     dir. acc"]
     for f in folds:
         lines.append(
             f"{f['fold']:>4}  {_iso(f['test_start'])} .. {_iso(f['test_end'])}  {f['test_rows']:>6}  "
@@ -249,14 +285,14 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     if result.alarms:
         lines += ["", alarm_block(result.alarms)]
     payload = {
+        "kind": kind,
         "symbol": symbol,
         "interval": interval,
         "folds": folds,
         "pooled": result.pooled.metrics,
         "alarms": result.alarms,
     }
-    _print(args, payload, "\n".join(lines))
-    return 0
+    return payload, "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

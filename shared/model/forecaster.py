@@ -1,7 +1,8 @@
 """One interface for every model kind, and the registry the loader dispatches on.
 
-A model kind is a training function (`fit`: candles and a config in, a `TrainResult` with its
-test evaluation out) and a class that satisfies `Forecaster`: it predicts one window or many
+A model kind is a fit function (`shared.model.training.Fitter`: samples and their split by time
+in, the fitted model out; `shared.model.training.train` does the rest alike for every kind) and a
+class that satisfies `Forecaster`: it predicts one window or many
 (`predict_next`, `predict_many`, `forecast`), says how much history it needs, writes its own
 files into a version folder and reads them back (`save_files`, `load_files`). Everything around
 it (the version folder, checksums, the feature-set check, the champion cache, the predictor, the
@@ -20,25 +21,26 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from shared.model.dataset import Preprocessing
-from shared.model.forecast import Forecast, NextCandle
+from shared.model.dataset import Preprocessing, valid_end_indices
+from shared.model.forecast import Forecast, NextCandle, next_candles
 
 if TYPE_CHECKING:
-    import threading
-
-    from shared.model.training import Progress, TrainConfig, TrainResult
+    from shared.model.training import Fitter
 
 @dataclass(frozen=True)
 class Kind:
-    """Where a kind lives: "module:name" of its `Forecaster` class and of its training function."""
+    """Where a kind lives: "module:name" of its `Forecaster` class and of its fit function
+    (`shared.model.training.Fitter`: samples and the split in, the fitted model out)."""
 
     forecaster: str
-    fit: str
+    fitter: str
 
 
 #: Artifacts saved before kinds existed are LSTMs.
 KINDS: dict[str, Kind] = {
-    "lstm": Kind(forecaster="shared.model.inference:LoadedModel", fit="shared.model.training:train_model"),
+    "lstm": Kind(forecaster="shared.model.inference:LoadedModel", fitter="shared.model.training:fit_network"),
+    "gbm": Kind(forecaster="shared.model.gbm:GbmForecaster", fitter="shared.model.gbm:fit_gbm"),
+    "linear": Kind(forecaster="shared.model.linear:LinearForecaster", fitter="shared.model.linear:fit_linear"),
 }
 DEFAULT_KIND = "lstm"
 
@@ -87,6 +89,87 @@ class Forecaster(Protocol):
         ...
 
 
+class ForecasterBase:
+    """The prediction half every kind shares: check the history, build the kind's `inputs`, run its
+    `raw_outputs`, turn scaled log ratios back into prices (p_up is clamped once, in `Forecast`)."""
+
+    preprocessing: Preprocessing
+    metadata: dict[str, Any]
+    path: Path | None
+
+    def inputs(self, candles: pd.DataFrame, end_indices: np.ndarray) -> np.ndarray:
+        """The kind's model inputs for the given end indices (positions in `candles`, checked)."""
+        raise NotImplementedError
+
+    def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scaled regression outputs [n, 4], raw p_up [n]) for the kind's inputs."""
+        raise NotImplementedError
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "unsaved"))
+
+    @property
+    def window(self) -> int:
+        return self.preprocessing.window
+
+    @property
+    def history_needed(self) -> int:
+        """Candles `predict_next` needs: the window plus the features' lookback."""
+        return self.preprocessing.history_needed
+
+    @property
+    def interval_ms(self) -> int:
+        return self.preprocessing.interval_ms
+
+    def check_ends(self, candles: pd.DataFrame, ends: np.ndarray) -> tuple[int, int]:
+        """The rows [lo, hi) the end indices read; a clear error for a short or gapped history."""
+        if len(ends) == 0:
+            return 0, 0
+        if ends.min() < self.history_needed - 1 or ends.max() >= len(candles):
+            raise ValueError(
+                f"end indices must lie in [{self.history_needed - 1}, {len(candles) - 1}]: the model needs "
+                f"{self.history_needed} candles of history (window {self.window} + lookback)"
+            )
+        lo = int(ends.min()) - self.history_needed + 1
+        hi = int(ends.max()) + 1
+        times = candles["open_time"].to_numpy(np.int64)[lo:hi]
+        ok = valid_end_indices(times, self.interval_ms, self.window, with_target=False) + lo
+        bad = np.setdiff1d(ends, ok)
+        if len(bad):
+            raise ValueError(
+                f"the history of end index {int(bad[0])} has a gap (candles not {self.interval_ms} ms apart); "
+                "fill or drop the gap before predicting"
+            )
+        return lo, hi
+
+    def forecast(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> Forecast:
+        """Predicted candles e+1 for each end index e (positions in `candles`)."""
+        ends = np.asarray(end_indices, dtype=np.int64)
+        reg, p_up = self.raw_outputs(self.inputs(candles, ends))
+        base_close = candles["close"].to_numpy(np.float64)[ends]
+        return Forecast.from_log_ratios(
+            base_close, self.preprocessing.log_ratios(reg), self.preprocessing.calibrate(p_up)
+        )
+
+    def predict_many(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> list[NextCandle]:
+        """Batch path for backlogs: the candle after each end index (position of a base candle)."""
+        ends = np.asarray(end_indices, dtype=np.int64)
+        forecast = self.forecast(candles, ends)
+        base_times = candles["open_time"].to_numpy(np.int64)[ends]
+        base_close = candles["close"].to_numpy(np.float64)[ends]
+        return next_candles(forecast, base_times, base_close, self.interval_ms)
+
+    def predict_next(self, candles: pd.DataFrame) -> NextCandle:
+        """The candle after the last row of `candles` (time-ordered, >= `history_needed` rows)."""
+        if len(candles) < self.history_needed:
+            raise ValueError(
+                f"need {self.history_needed} candles (window {self.window} + feature lookback), got {len(candles)}"
+            )
+        tail = candles.iloc[-self.history_needed :]
+        return self.predict_many(tail, [len(tail) - 1])[0]
+
+
 def _resolve(kind: str, part: str) -> Any:
     try:
         target: str = getattr(KINDS[kind], part)
@@ -96,17 +179,10 @@ def _resolve(kind: str, part: str) -> Any:
     return getattr(importlib.import_module(module_name), name)
 
 
-def fit(
-    kind: str,
-    candles: pd.DataFrame,
-    config: TrainConfig,
-    progress: Progress | None = None,
-    *,
-    cancel: threading.Event | None = None,
-) -> TrainResult:
-    """Train a model of `kind` on `candles` (split by time inside; nothing is fitted on the test part)."""
-    result: TrainResult = _resolve(kind, "fit")(candles, config, progress, cancel=cancel)
-    return result
+def fitter_of(kind: str) -> Fitter:
+    """The fit function of a model kind (`shared.model.training.train` runs it)."""
+    fitter: Fitter = _resolve(kind, "fitter")
+    return fitter
 
 
 def load_files(kind: str, folder: Path, preprocessing: Preprocessing, metadata: dict[str, Any]) -> Forecaster:

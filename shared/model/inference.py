@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.model.dataset import Preprocessing, make_windows, valid_end_indices
+from shared.model.dataset import Preprocessing, make_windows
 from shared.model.features import compute_features
-from shared.model.forecast import Forecast, NextCandle, next_candles
+from shared.model.forecaster import ForecasterBase
 from shared.model.network import CLASSIFICATION_HEAD, MEMBER_PREFIX, REGRESSION_HEAD, lstm_name
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class NumpyEnsemble:
 
 
 @dataclass
-class LoadedModel:
+class LoadedModel(ForecasterBase):
     """The `lstm` kind of `shared.model.forecaster.Forecaster`: a trained multi-task LSTM ready to
     predict (Keras model, preprocessing, NumPy fast path, metadata)."""
 
@@ -163,53 +163,18 @@ class LoadedModel:
         keras_model = keras_module().models.load_model(folder / KERAS_FILE, compile=False)
         return cls.from_keras(keras_model, preprocessing, metadata, folder)
 
-    @property
-    def version(self) -> str:
-        return str(self.metadata.get("version", "unsaved"))
-
-    @property
-    def window(self) -> int:
-        return self.preprocessing.window
-
-    @property
-    def history_needed(self) -> int:
-        """Candles `predict_next` needs: the window plus the features' lookback."""
-        return self.preprocessing.history_needed
-
-    @property
-    def interval_ms(self) -> int:
-        return self.preprocessing.interval_ms
-
-    def _check_ends(self, candles: pd.DataFrame, ends: np.ndarray) -> None:
-        if len(ends) == 0:
-            return
-        if ends.min() < self.history_needed - 1 or ends.max() >= len(candles):
-            raise ValueError(
-                f"end indices must lie in [{self.history_needed - 1}, {len(candles) - 1}]: the model needs "
-                f"{self.history_needed} candles of history (window {self.window} + lookback)"
-            )
-        lo = int(ends.min()) - self.history_needed + 1
-        hi = int(ends.max()) + 1
-        times = candles["open_time"].to_numpy(np.int64)[lo:hi]
-        ok = valid_end_indices(times, self.interval_ms, self.window, with_target=False) + lo
-        bad = np.setdiff1d(ends, ok)
-        if len(bad):
-            raise ValueError(
-                f"the history of end index {int(bad[0])} has a gap (candles not {self.interval_ms} ms apart); "
-                "fill or drop the gap before predicting"
-            )
-
     def windows(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Scaled input windows [samples, window, features] (float32) ending at `end_indices`."""
         ends = np.asarray(end_indices, dtype=np.int64)
-        self._check_ends(candles, ends)
+        lo, hi = self.check_ends(candles, ends)
         if len(ends) == 0:
             return make_windows(np.zeros((0, len(self.preprocessing.features))), ends, self.window)
-        lo = int(ends.min()) - self.history_needed + 1
-        hi = int(ends.max()) + 1
         features = compute_features(candles.iloc[lo:hi])
         scaled = self.preprocessing.scale_features(features)
         return make_windows(scaled, ends - lo, self.window)
+
+    def inputs(self, candles: pd.DataFrame, end_indices: np.ndarray) -> np.ndarray:
+        return self.windows(candles, end_indices)
 
     def raw_outputs(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: (scaled regression outputs, p_up) for input windows."""
@@ -222,29 +187,3 @@ class LoadedModel:
         else:
             out = self.keras_model(windows, training=False)
         return np.asarray(out[REGRESSION_HEAD], np.float64), np.asarray(out[CLASSIFICATION_HEAD], np.float64)[:, 0]
-
-    def forecast(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> Forecast:
-        """Predicted candles e+1 for each end index e (positions in `candles`)."""
-        ends = np.asarray(end_indices, dtype=np.int64)
-        reg, p_up = self.raw_outputs(self.windows(candles, ends))
-        base_close = candles["close"].to_numpy(np.float64)[ends]
-        return Forecast.from_log_ratios(
-            base_close, self.preprocessing.log_ratios(reg), self.preprocessing.calibrate(p_up)
-        )
-
-    def predict_many(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> list[NextCandle]:
-        """Batch path for backlogs: the candle after each end index (position of a base candle)."""
-        ends = np.asarray(end_indices, dtype=np.int64)
-        forecast = self.forecast(candles, ends)
-        base_times = candles["open_time"].to_numpy(np.int64)[ends]
-        base_close = candles["close"].to_numpy(np.float64)[ends]
-        return next_candles(forecast, base_times, base_close, self.interval_ms)
-
-    def predict_next(self, candles: pd.DataFrame) -> NextCandle:
-        """The candle after the last row of `candles` (time-ordered, >= `history_needed` rows)."""
-        if len(candles) < self.history_needed:
-            raise ValueError(
-                f"need {self.history_needed} candles (window {self.window} + feature lookback), got {len(candles)}"
-            )
-        tail = candles.iloc[-self.history_needed :]
-        return self.predict_many(tail, [len(tail) - 1])[0]

@@ -22,6 +22,7 @@ import pandas as pd
 from shared.model._tf import keras_module
 from shared.model.dataset import CLOSE, Preprocessing, SampleSet, make_windows, temporal_split
 from shared.model.evaluation import Evaluation, evaluate
+from shared.model.forecaster import Forecaster, fitter_of
 from shared.model.inference import LoadedModel
 from shared.model.metrics import log_loss
 from shared.model.network import (
@@ -73,6 +74,15 @@ class TrainConfig:
     seed: int = 42
     #: Candle spacing; inferred from the data when None.
     interval_ms: int | None = None
+    # The tabular kinds (`gbm`, `linear`): rows of the last `lags` candles' features, side by side.
+    lags: int = 4
+    gbm_rounds: int = 400
+    gbm_leaves: int = 15
+    gbm_learning_rate: float = 0.05
+    gbm_min_data_in_leaf: int = 200
+    gbm_early_stopping: int = 30
+    #: Ridge penalties tried on the validation part (the one with the lowest validation loss wins).
+    ridge_alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 
     def __post_init__(self) -> None:
         if self.ensemble < 1 or self.window < 2 or self.epochs < 1:
@@ -96,8 +106,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if "split" in known:
-            known["split"] = tuple(known["split"])
+        for name in ("split", "ridge_alphas"):
+            if name in known:
+                known[name] = tuple(known[name])
         return cls(**known)
 
 
@@ -105,7 +116,7 @@ class TrainConfig:
 class TrainResult:
     """A trained model with its test evaluation; `artifacts.save_model` turns it into a folder."""
 
-    model: LoadedModel
+    model: Forecaster
     #: The model's metrics on the test part (empty if there was no test part).
     metrics: dict[str, float]
     #: Baseline name -> metrics on exactly the same test rows.
@@ -191,9 +202,16 @@ def _callback(state: _MonitorState) -> Any:
 
 @dataclass
 class FitResult:
-    model: LoadedModel
+    model: Forecaster
     history: list[dict[str, float]]
     best_epoch: int
+
+
+#: A kind's fit: (samples, train end indices, validation end indices, config, progress, cancel) ->
+#: the fitted model. Scalers come from the training rows only (`SampleSet.fit_preprocessing`).
+Fitter = Callable[
+    [SampleSet, np.ndarray, np.ndarray, "TrainConfig", "Progress | None", "threading.Event | None"], FitResult
+]
 
 
 def fit_network(
@@ -253,24 +271,30 @@ def fit_network(
     metadata: dict[str, Any] = {"config": config.to_dict(), "best_epochs": best_epochs}
     model = LoadedModel.from_keras(combine_members(members), preprocessing, metadata)
     if len(val_ends):
-        model.preprocessing = _calibrate(model, x_val, samples.up[val_ends], samples.targets[val_ends, CLOSE], config)
-        model.metadata["close_shrink"] = model.preprocessing.close_shrink
-        model.metadata["p_up_shrink"] = model.preprocessing.p_up_shrink
+        calibrate_on_validation(model, model.raw_outputs(x_val), samples.up[val_ends], samples.targets[val_ends, CLOSE],
+                                config)
     return FitResult(model, history, best_epochs[0])
 
 
-def _calibrate(
-    model: LoadedModel, x_val: np.ndarray, up_val: np.ndarray, close_val: np.ndarray, config: TrainConfig
-) -> Preprocessing:
+def calibrate_on_validation(
+    model: Forecaster,
+    raw_val: tuple[np.ndarray, np.ndarray],
+    up_val: np.ndarray,
+    close_val: np.ndarray,
+    config: TrainConfig,
+) -> None:
+    """Fit the close shrink and the p_up calibration on the validation outputs (any kind)."""
     pre = model.preprocessing
-    reg, p_up = model.raw_outputs(x_val)
+    reg, p_up = raw_val
     if config.shrink_close:
         close_shrink = fit_close_shrink(pre.target_scaler.inverse(reg)[:, CLOSE], close_val)
         pre = replace(pre, close_shrink=close_shrink)
     if config.calibrate_p_up:
         pre = replace(pre, p_up_shrink=fit_p_up_shrink(p_up, up_val))
     log.info("fitted on validation: close shrink %.2f, p_up shrink %.2f", pre.close_shrink, pre.p_up_shrink)
-    return pre
+    model.preprocessing = pre
+    model.metadata["close_shrink"] = pre.close_shrink
+    model.metadata["p_up_shrink"] = pre.p_up_shrink
 
 
 def fit_p_up_shrink(p_up: np.ndarray, up: np.ndarray) -> float:
@@ -297,14 +321,31 @@ def fit_close_shrink(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(grid[int(np.argmin(errors))])
 
 
-def train_model(
+def train(
+    kind: str,
     candles: pd.DataFrame,
     config: TrainConfig,
     progress: Progress | None = None,
     *,
     cancel: threading.Event | None = None,
 ) -> TrainResult:
+    """Train a model of `kind` (see `shared.model.forecaster.KINDS`) on `candles`."""
+    return train_model(candles, config, progress, cancel=cancel, fitter=fitter_of(kind))
+
+
+def train_model(
+    candles: pd.DataFrame,
+    config: TrainConfig,
+    progress: Progress | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    fitter: Fitter | None = None,
+) -> TrainResult:
     """Train on the oldest part of `candles`, stop early on the next, evaluate on the newest.
+
+    `fitter` is the kind's fit (default: the LSTM's `fit_network`); everything else (samples,
+    the split with gaps, the evaluation beside the baselines on the test part) is the same for
+    every kind.
 
     `candles` has the columns of `shared.market.binance_csv.COLUMNS` (one symbol and interval).
     `progress(epoch, max_epochs)` is called after each epoch; `cancel` aborts between batches.
@@ -319,7 +360,7 @@ def train_model(
             f"(each sample needs {config.window} + lookback consecutive candles)"
         )
     log.info("samples: %s (gap %d between parts)", split.sizes(), split.gap)
-    fit = fit_network(samples, split.train, split.validation, config, progress, cancel)
+    fit = (fitter or fit_network)(samples, split.train, split.validation, config, progress, cancel)
     evaluation = None
     test_start = None
     if len(split.test):

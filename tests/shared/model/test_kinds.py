@@ -1,0 +1,88 @@
+"""Every model kind behind the one interface: it learns a learnable pattern, saves and loads to the
+same numbers, is judged beside the baselines on the same unseen rows, and trips the leakage alarm."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.cli import main
+from shared.market.binance_csv import write_archive_csv
+from shared.model.artifacts import load_model, save_model
+from shared.model.backtest import walk_forward
+from shared.model.forecaster import KINDS, Forecaster
+from shared.model.synthetic import synthetic_candles
+from shared.model.training import TrainConfig, TrainResult, train
+
+#: Small enough for seconds per kind; the LSTM part of it matches the other model tests.
+CONFIG = TrainConfig(window=10, units=8, epochs=6, patience=2, batch_size=64, learning_rate=3e-3, lags=3,
+                     gbm_rounds=150, gbm_min_data_in_leaf=50)
+
+
+@pytest.fixture(scope="module")
+def candles() -> pd.DataFrame:
+    """AR(1) returns with phi 0.5: a pattern every kind can learn (and too good for real 5m data)."""
+    return synthetic_candles(4000, phi=0.5, seed=21)
+
+
+@pytest.fixture(scope="module")
+def trained(candles: pd.DataFrame) -> dict[str, TrainResult]:
+    return {kind: train(kind, candles, CONFIG) for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_beats_persistence_on_a_learnable_pattern(kind: str, trained: dict[str, TrainResult]) -> None:
+    result = trained[kind]
+    assert isinstance(result.model, Forecaster) and result.model.kind == kind
+    persistence = result.baseline_metrics["persistence"]
+    assert result.metrics["close_mae"] < 0.95 * persistence["close_mae"]
+    assert result.metrics["direction_accuracy"] > 0.6
+
+
+def test_every_kind_is_judged_on_the_same_rows(trained: dict[str, TrainResult]) -> None:
+    starts = {r.test_start for r in trained.values()}
+    rows = {tuple(r.evaluation.end_indices) for r in trained.values() if r.evaluation is not None}
+    persistence = {round(r.baseline_metrics["persistence"]["close_mae"], 12) for r in trained.values()}
+    assert len(starts) == 1 and len(rows) == 1 and len(persistence) == 1
+    assert all(r.metrics["n"] == len(next(iter(rows))) for r in trained.values())
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_leakage_alarm_fires_for_every_kind(kind: str, trained: dict[str, TrainResult]) -> None:
+    # 5-minute candles this predictable are a sign of look-ahead on real data: every kind says so.
+    assert any("LEAKAGE ALARM" in alarm for alarm in trained[kind].alarms)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_save_and_load_give_identical_numbers(kind: str, trained: dict[str, TrainResult], candles: pd.DataFrame,
+                                              tmp_path: Path) -> None:
+    result = trained[kind]
+    path = save_model(result, tmp_path, "BTCUSDT", "5m")
+    loaded = load_model(path)
+    assert type(loaded) is type(result.model)
+    assert json.loads((path / "metadata.json").read_text())["kind"] == kind
+    ends = np.arange(loaded.history_needed - 1, len(candles))
+    before, after = result.model.forecast(candles, ends), loaded.forecast(candles, ends)
+    for name in ("open", "high", "low", "close", "p_up"):
+        np.testing.assert_array_equal(getattr(before, name), getattr(after, name))
+    one = loaded.predict_next(candles)
+    assert one == loaded.predict_many(candles, [len(candles) - 1])[0]
+
+
+def test_a_backtest_runs_any_kind(candles: pd.DataFrame) -> None:
+    result = walk_forward(candles, replace(CONFIG, gbm_rounds=50), 2, kind="gbm")
+    assert len(result.folds) == 2 and result.pooled.model_metrics["close_mae"] > 0
+
+
+def test_the_cli_trains_every_kind(candles: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = write_archive_csv(tmp_path / "ETHUSDT-5m-2024-01.csv", candles.iloc[:2500])
+    fast = ["--window", "10", "--units", "4", "--epochs", "1", "--batch-size", "128"]
+    assert main(["train", "--csv", str(csv), *fast, "--kind", "all", "--no-save", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in out["results"]] == list(KINDS)
+    assert all(set(r["metrics"]) == {"model", "persistence", "mean_drift", "ema"} for r in out["results"])
