@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # predicted in one batch; the first model is trained once `train_min_candles` are stored;
     # `train_config` overrides fields of `shared.model.training.TrainConfig` (JSON in the env).
     predictor_batch_size: int = 1000
+    # Model kinds the trainer trains on every run (`shared.model.forecaster.KINDS`); the best on the
+    # same unseen rows is compared with the champion.
+    model_kinds: Annotated[list[str], NoDecode] = ["lstm", "gbm"]
     # A delivery whose handler fails for a reason other than the infrastructure (a bug, a value
     # the database refuses) is tried `handler_attempts` times (backoff from `handler_backoff_seconds`,
     # doubled each time), then its messages one by one: those that still fail go to dead-letter
@@ -107,7 +110,7 @@ class Settings(BaseSettings):
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"
 
-    @field_validator("symbols", "cors_origins", mode="before")
+    @field_validator("symbols", "cors_origins", "model_kinds", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept `BTCUSDT,ETHUSDT` as well as a JSON list, since env vars are plain strings."""

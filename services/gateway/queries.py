@@ -72,7 +72,7 @@ async def candles(pool: asyncpg.Pool, symbol: str, interval: str, paging: Paging
     return paging.arrange(rows)
 
 
-_MODEL_COLUMNS = f"""version, symbol, interval, status, data_start, data_end, test_start, metrics,
+_MODEL_COLUMNS = f"""version, symbol, interval, status, kind, data_start, data_end, test_start, metrics,
     baseline_metrics, {_MS.format(col="created_at")} AS created_at,
     {_MS.format(col="promoted_at")} AS promoted_at"""
 

@@ -114,6 +114,7 @@ class ModelOut(BaseModel):
     symbol: str
     interval: str
     status: str
+    kind: str = Field(description="the model kind: lstm, gbm or linear")
     data_start: int | None
     data_end: int | None
     test_start: int | None

@@ -41,6 +41,7 @@ class TrainJob:
     model_dir: Path
     champion_version: str | None = None
     champion_path: str | None = None
+    kinds: tuple[str, ...] = ("lstm",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class TrainOutcome:
     train_seconds: float
     best_epoch: int
     alarms: list[str] = field(default_factory=list)
+    kind: str = "lstm"
 
 
 def worker_init() -> None:
@@ -77,17 +79,43 @@ def worker_init() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
 
 
-def train_candidate(job: TrainJob) -> TrainOutcome:
+@dataclass(frozen=True)
+class Candidates:
+    """Every kind of one run: the models trained (each compared with the champion on the same
+    rows) and the kinds that failed, with why."""
+
+    outcomes: list[TrainOutcome]
+    failures: dict[str, str]
+
+    def best(self) -> TrainOutcome | None:
+        """The lowest close MAE on the compared rows (all kinds share the split, so the same rows)."""
+        scored = [o for o in self.outcomes if "close_mae" in o.comparison.candidate]
+        return min(scored, key=lambda o: o.comparison.candidate["close_mae"]) if scored else None
+
+
+def train_candidates(job: TrainJob) -> Candidates:
+    """Train each kind of `job` in turn; a kind that fails does not stop the others."""
+    champion, note = _load_champion(job)
+    outcomes, failures = [], {}
+    for kind in job.kinds:
+        try:
+            outcomes.append(train_candidate(job, kind, champion, note))
+        except Exception as exc:
+            log.exception("training %s for %s failed", kind, job.symbol)
+            failures[kind] = f"{type(exc).__name__}: {exc}"
+    return Candidates(outcomes, failures)
+
+
+def train_candidate(job: TrainJob, kind: str, champion: Forecaster | None, note: str = "") -> TrainOutcome:
     from shared.model.artifacts import save_model
-    from shared.model.forecaster import DEFAULT_KIND
     from shared.model.training import train
 
-    result = train(DEFAULT_KIND, job.candles, job.config)
+    result = train(kind, job.candles, job.config)
     path = save_model(result, job.model_dir, job.symbol, job.interval)
-    champion, note = _load_champion(job)
     comparison = compare(result.model, champion, job.candles, result.test_start, note)
     train_until, validation_until = split_times(job.candles, job.config)
     return TrainOutcome(
+        kind=kind,
         version=path.name,
         artifact_path=str(path),
         data_start=result.data_start,

@@ -21,12 +21,13 @@ import pandas as pd
 from faststream.kafka import KafkaBroker
 
 from services.trainer import store
-from services.trainer.jobs import SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidate
+from services.trainer.jobs import Candidates, SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidates
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import ModelPromoted
+from shared.model.forecaster import KINDS
 from shared.model.training import TrainConfig
 from shared.storage import models_registry as registry
 from shared.storage.candle_store import load_candles
@@ -66,6 +67,14 @@ def judge(outcome: TrainOutcome, champion: str | None) -> Verdict:
     )
 
 
+def _kinds_note(candidates: Candidates) -> str:
+    """Every kind's close MAE on the compared rows, and the kinds that failed, for `job_logs`."""
+    parts = [f"{o.kind} {o.comparison.candidate['close_mae']:.4f}" if "close_mae" in o.comparison.candidate
+             else f"{o.kind} no metrics" for o in candidates.outcomes]
+    parts += [f"{kind} failed ({error})" for kind, error in candidates.failures.items()]
+    return "kinds (close MAE): " + ", ".join(parts)
+
+
 class Trainer:
     def __init__(
         self,
@@ -85,6 +94,11 @@ class Trainer:
         self.config = config or TrainConfig.from_dict(
             {"window": settings.window, "interval_ms": settings.interval_ms, **settings.train_config}
         )
+        unknown_kinds = set(settings.model_kinds) - set(KINDS)
+        if unknown_kinds or not settings.model_kinds:
+            raise ValueError(f"CANDLECAST_MODEL_KINDS: unknown kinds {sorted(unknown_kinds)}; "
+                             f"known: {', '.join(KINDS)}")
+        self.kinds = tuple(dict.fromkeys(settings.model_kinds))
         self._scored: dict[str, set[str]] = {}
 
     async def run(self, symbol: str, reasons: Sequence[str]) -> str:
@@ -98,8 +112,12 @@ class Trainer:
             champion = await registry.get_champion(self.pool, symbol, interval)
             candles = await self._training_candles(symbol)
             job = TrainJob(symbol, interval, candles, self.config, self.settings.model_dir,
-                           champion.version if champion else None, champion.artifact_path if champion else None)
-            outcome = await asyncio.get_running_loop().run_in_executor(self.executor, train_candidate, job)
+                           champion.version if champion else None, champion.artifact_path if champion else None,
+                           self.kinds)
+            candidates = await asyncio.get_running_loop().run_in_executor(self.executor, train_candidates, job)
+            outcome = candidates.best()
+            if outcome is None:
+                raise RuntimeError("no kind produced a model: " + _kinds_note(candidates))
         except asyncio.CancelledError:
             # The row stays `running`: its trigger is already committed, and `Triggers.recover()` closes
             # and re-runs exactly such rows at the next start, so a deploy does not lose the training.
@@ -114,10 +132,15 @@ class Trainer:
             TRAINING_SECONDS.observe(time.perf_counter() - started)
 
         verdict = judge(outcome, champion.version if champion else None)
-        await self._record(symbol, outcome)
+        kinds = _kinds_note(candidates)
+        for candidate in candidates.outcomes:
+            await self._record(symbol, candidate)
+            if candidate is not outcome:  # beaten by another kind on the same rows
+                await registry.reject(self.pool, candidate.version)
         if verdict.promote:
             champion_now = await registry.promote(self.pool, outcome.version)
-            await store.finish_job(self.pool, job_id, "success", f"{verdict.message}; {why}", outcome.version)
+            await store.finish_job(self.pool, job_id, "success", f"{verdict.message}; {kinds}; {why}",
+                                   outcome.version)
             await self._announce(symbol, outcome)
             PROMOTIONS.labels(symbol).inc()
             log.info(verdict.message)
@@ -125,7 +148,7 @@ class Trainer:
             await self.rebuild(champion_now)
             return "success"
         await registry.reject(self.pool, outcome.version)
-        await store.finish_job(self.pool, job_id, "rejected", f"{verdict.message}; {why}", outcome.version)
+        await store.finish_job(self.pool, job_id, "rejected", f"{verdict.message}; {kinds}; {why}", outcome.version)
         REJECTED.labels(symbol).inc()
         log.warning(verdict.message)
         self._score(symbol, outcome, keep={outcome.version, champion.version} if champion else {outcome.version})
@@ -155,7 +178,7 @@ class Trainer:
             self.pool,
             registry.ModelRecord(
                 version=outcome.version, symbol=symbol, interval=self.settings.interval,
-                artifact_path=outcome.artifact_path, metrics=metrics, baseline_metrics=c.baselines,
+                artifact_path=outcome.artifact_path, metrics=metrics, baseline_metrics=c.baselines, kind=outcome.kind,
                 data_start=outcome.data_start, data_end=outcome.data_end, test_start=outcome.test_start,
             ),
         )

@@ -33,6 +33,7 @@ class ModelRecord:
     interval: str
     artifact_path: str
     status: str = CANDIDATE
+    kind: str = "lstm"
     metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, Any] = field(default_factory=dict)
     data_start: int | None = None
@@ -49,6 +50,7 @@ class ModelRecord:
             interval=row["interval"],
             artifact_path=row["artifact_path"],
             status=row["status"],
+            kind=row["kind"],
             metrics=json.loads(row["metrics"]),
             baseline_metrics=json.loads(row["baseline_metrics"]),
             data_start=row["data_start"],
@@ -80,8 +82,8 @@ async def insert_candidate(db: Db, record: ModelRecord) -> None:
     """Record a freshly trained model; inserting the same version twice is a no-op."""
     await db.execute(
         """INSERT INTO models (version, symbol, interval, artifact_path, status, metrics, baseline_metrics,
-                               data_start, data_end, test_start)
-           VALUES ($1, $2, $3, $4, 'candidate', $5::jsonb, $6::jsonb, $7, $8, $9)
+                               data_start, data_end, test_start, kind)
+           VALUES ($1, $2, $3, $4, 'candidate', $5::jsonb, $6::jsonb, $7, $8, $9, $10)
            ON CONFLICT (version) DO NOTHING""",
         record.version,
         record.symbol,
@@ -92,6 +94,7 @@ async def insert_candidate(db: Db, record: ModelRecord) -> None:
         record.data_start,
         record.data_end,
         record.test_start,
+        record.kind,
     )
 
 

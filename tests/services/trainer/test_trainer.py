@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import Executor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -95,6 +97,7 @@ async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_s
 async def test_a_worse_candidate_is_rejected_and_the_champion_stays(
     settings: Settings, db: asyncpg.Connection, worker: Executor, tiny_models: list[Path]
 ) -> None:
+    settings = settings.model_copy(update={"model_kinds": ["lstm"]})  # the BAD config is an LSTM's
     good = await make_champion(db, tiny_models[0])
     await store_candles(db, as_candles(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)))  # the data it learned on
     rejected = REJECTED.labels(SYMBOL)._value.get()
@@ -203,3 +206,32 @@ async def test_the_first_model_waits_until_the_backfill_is_recorded(settings: Se
         assert await Triggers(longer, db, TrainingScheduler(run)).bootstrap_one(SYMBOL)  # type: ignore[arg-type]
     finally:
         await scheduler.close()
+
+
+async def test_every_configured_kind_trains_and_the_best_on_the_same_rows_is_promoted(
+    settings: Settings, db: asyncpg.Connection, worker: Executor
+) -> None:
+    """lstm, gbm and linear in one run; one kind failing (a gbm that cannot train) blocks nothing."""
+    settings = settings.model_copy(update={"model_kinds": ["lstm", "gbm", "linear"]})
+    await store_candles(db, as_candles(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)))
+    pool = await create_pool(settings.database)
+    broker = make_broker(settings, "trainer")
+    await broker.start()
+    try:
+        status = await Trainer(settings, pool, broker, worker, TINY).run(SYMBOL, ["all kinds"])
+        broken = replace(TINY, gbm_min_data_in_leaf=-1)  # LightGBM refuses it: the gbm kind fails
+        second = await Trainer(settings, pool, broker, worker, broken).run(SYMBOL, ["one kind broken"])
+    finally:
+        await broker.stop()
+        await pool.close()
+    assert status == "success" and second in ("success", "rejected")
+    first, last = await _jobs(db)
+    rows = await db.fetch("SELECT version, kind, status, metrics FROM models ORDER BY created_at, version")
+    assert sorted(r["kind"] for r in rows) == ["gbm", "linear", "linear", "lstm", "lstm"]
+    first_run = rows[:3]  # the first run's three models, one per kind
+    assert sorted(r["kind"] for r in first_run) == ["gbm", "linear", "lstm"]
+    maes = {r["kind"]: json.loads(r["metrics"])["close_mae"] for r in first_run}
+    winner = next(r for r in rows if r["version"] == first["model_version"])
+    assert maes[winner["kind"]] == min(maes.values())  # the best kind on the same rows won
+    assert all(kind in first["message"] for kind in ("lstm", "gbm", "linear"))
+    assert "gbm failed" in last["message"] and "lstm" in last["message"] and "linear" in last["message"]
