@@ -16,6 +16,7 @@ import pandas as pd
 
 from shared.model.dataset import TARGETS, Preprocessing
 from shared.model.forecast import Forecast
+from shared.model.intervals import LEVELS, label, naive_bounds
 
 EMA_SPAN = 12
 BASELINES: tuple[str, ...] = ("persistence", "mean_drift", "ema")
@@ -30,13 +31,17 @@ def actual_candles(candles: pd.DataFrame, end_indices: np.ndarray) -> Forecast:
 
 def persistence(candles: pd.DataFrame, end_indices: np.ndarray) -> Forecast:
     ends = np.asarray(end_indices)
-    c = candles["close"].to_numpy(np.float64)[ends]
+    close = candles["close"].to_numpy(np.float64)
+    c = close[ends]
+    # The naive interval: last close ± the empirical quantile of recent absolute returns.
+    bounds = {label("close", level): naive_bounds(close, ends, level) for level in LEVELS}
     return Forecast(
         open=c,
         high=candles["high"].to_numpy(np.float64)[ends],
         low=candles["low"].to_numpy(np.float64)[ends],
         close=c,
         p_up=np.full(len(ends), 0.5),
+        bounds=bounds,
     )
 
 

@@ -80,6 +80,8 @@ class Preprocessing:
     feature_version: int = FEATURE_VERSION
     lookback: int = LOOKBACK
     clip: float = CLIP
+    #: Conformal score quantiles fitted on the validation part (`shared.model.intervals.Conformal`).
+    conformal: dict[str, Any] | None = None
 
     @property
     def history_needed(self) -> int:
@@ -99,6 +101,7 @@ class Preprocessing:
             "up_rate": self.up_rate,
             "close_shrink": self.close_shrink,
             "p_up_shrink": self.p_up_shrink,
+            "conformal": self.conformal,
         }
 
     @classmethod
@@ -115,6 +118,7 @@ class Preprocessing:
             feature_version=int(data["feature_version"]),
             lookback=int(data["lookback"]),
             clip=float(data["clip"]),
+            conformal=data.get("conformal"),
         )
 
     def log_ratios(self, network_outputs: np.ndarray) -> np.ndarray:

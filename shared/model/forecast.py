@@ -8,7 +8,7 @@ could not print is not a forecast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class Forecast:
     low: np.ndarray
     close: np.ndarray
     p_up: np.ndarray
+    #: Interval label (`close_80`, see `shared.model.intervals.label`) -> (lo, hi) prices.
+    bounds: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The one place p_up is clamped: every model kind's output passes through here, so
@@ -49,11 +51,16 @@ class Forecast:
 
     @classmethod
     def concat(cls, parts: list[Forecast]) -> Forecast:
+        labels = set.intersection(*(set(p.bounds) for p in parts)) if parts else set()
         return cls(
             **{
                 name: np.concatenate([getattr(p, name) for p in parts])
                 for name in ("open", "high", "low", "close", "p_up")
-            }
+            },
+            bounds={
+                k: (np.concatenate([p.bounds[k][0] for p in parts]), np.concatenate([p.bounds[k][1] for p in parts]))
+                for k in sorted(labels)
+            },
         )
 
     @property
@@ -79,6 +86,8 @@ class NextCandle:
     target_time: int
     #: The last known close: the persistence forecast, and the base of every log ratio.
     base_close: float
+    #: Calibrated intervals: label (`close_80`, `high_95`, ...) -> (lo, hi); empty for a model without.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_prediction(self, symbol: str, interval: str, model_version: str) -> Prediction:
         """The `Prediction` event the predictor publishes."""
@@ -116,6 +125,7 @@ def next_candles(
             base_time=int(base_times[i]),
             target_time=int(base_times[i]) + interval_ms,
             base_close=float(base_close[i]),
+            intervals={k: (float(lo[i]), float(hi[i])) for k, (lo, hi) in forecast.bounds.items()},
         )
         for i in range(len(forecast))
     ]

@@ -23,6 +23,8 @@ import pandas as pd
 
 from shared.model.dataset import Preprocessing, valid_end_indices
 from shared.model.forecast import Forecast, NextCandle, next_candles
+from shared.model.intervals import LEVELS, Conformal, label, recent_volatility
+from shared.model.intervals import TARGETS as INTERVAL_TARGETS
 
 if TYPE_CHECKING:
     from shared.model.training import Fitter
@@ -147,10 +149,30 @@ class ForecasterBase:
         """Predicted candles e+1 for each end index e (positions in `candles`)."""
         ends = np.asarray(end_indices, dtype=np.int64)
         reg, p_up = self.raw_outputs(self.inputs(candles, ends))
-        base_close = candles["close"].to_numpy(np.float64)[ends]
-        return Forecast.from_log_ratios(
-            base_close, self.preprocessing.log_ratios(reg), self.preprocessing.calibrate(p_up)
+        close = candles["close"].to_numpy(np.float64)
+        forecast = Forecast.from_log_ratios(
+            close[ends], self.preprocessing.log_ratios(reg), self.preprocessing.calibrate(p_up)
         )
+        conformal = self.conformal
+        if conformal is not None and len(ends):
+            sigma = recent_volatility(close, ends)
+            for target in INTERVAL_TARGETS:
+                for level in LEVELS:
+                    forecast.bounds[label(target, level)] = conformal.bounds(target, level, getattr(forecast, target),
+                                                                            sigma)
+        return forecast
+
+    @property
+    def conformal(self) -> Conformal | None:
+        """The calibrated intervals' quantiles (None for a model saved before intervals existed)."""
+        data = self.preprocessing.conformal
+        if data is None:
+            return None
+        cached: tuple[int, Conformal] | None = self.__dict__.get("_conformal")
+        if cached is None or cached[0] != id(data):
+            cached = (id(data), Conformal.from_dict(data))
+            self.__dict__["_conformal"] = cached
+        return cached[1]
 
     def predict_many(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> list[NextCandle]:
         """Batch path for backlogs: the candle after each end index (position of a base candle)."""

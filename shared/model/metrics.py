@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from shared.model.forecast import Forecast
+from shared.model.intervals import LEVELS, label
 
 PROB_EPS = 1e-7
 
@@ -162,7 +163,29 @@ def forecast_metrics(
         "close_sign_accuracy": sign_acc,
         "brier": brier(predicted.p_up, up),
         "log_loss": log_loss(predicted.p_up, up),
+        **interval_metrics(actual, predicted),
     }
+
+
+def interval_metrics(actual: Forecast, predicted: Forecast) -> dict[str, float]:
+    """`coverage_L`: share of real closes inside the close interval at level L; `width_L`: its mean
+    width as a fraction of the real close. Only for forecasts that carry intervals."""
+    metrics = {}
+    for level in LEVELS:
+        key = label("close", level)
+        if key not in predicted.bounds:
+            continue
+        lo, hi = predicted.bounds[key]
+        pct = round(level * 100)
+        metrics[f"coverage_{pct}"] = float(np.mean((actual.close >= lo) & (actual.close <= hi)))
+        metrics[f"width_{pct}"] = float(np.mean((hi - lo) / actual.close))
+        for target in ("high", "low"):
+            other = label(target, level)
+            if other in predicted.bounds:
+                t_lo, t_hi = predicted.bounds[other]
+                real = getattr(actual, target)
+                metrics[f"{target}_coverage_{pct}"] = float(np.mean((real >= t_lo) & (real <= t_hi)))
+    return metrics
 
 
 def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:

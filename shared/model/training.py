@@ -24,6 +24,8 @@ from shared.model.dataset import CLOSE, Preprocessing, SampleSet, make_windows, 
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.forecaster import Forecaster, fitter_of
 from shared.model.inference import LoadedModel
+from shared.model.intervals import TARGETS as INTERVAL_TARGETS
+from shared.model.intervals import fit_conformal, recent_volatility
 from shared.model.metrics import log_loss
 from shared.model.network import (
     CLASSIFICATION_HEAD,
@@ -333,6 +335,23 @@ def train(
     return train_model(candles, config, progress, cancel=cancel, fitter=fitter_of(kind))
 
 
+#: Validation rows needed to calibrate intervals (fewer: the model has none).
+MIN_CALIBRATION_ROWS = 50
+
+
+def calibrate_intervals(model: Forecaster, candles: pd.DataFrame, validation_ends: np.ndarray) -> None:
+    """Split conformal on the validation part: the test part stays unseen (`shared.model.intervals`)."""
+    forecast = model.forecast(candles, validation_ends)
+    nxt = validation_ends + 1
+    actual = {t: candles[t].to_numpy(np.float64)[nxt] for t in INTERVAL_TARGETS}
+    predicted = {t: getattr(forecast, t) for t in INTERVAL_TARGETS}
+    sigma = recent_volatility(candles["close"].to_numpy(np.float64), validation_ends)
+    conformal = fit_conformal(actual, predicted, sigma)
+    model.preprocessing = replace(model.preprocessing, conformal=conformal.to_dict())
+    log.info("intervals calibrated on %d validation rows: close multipliers 80%% %.2f, 95%% %.2f", len(sigma),
+             conformal.multiplier("close", 0.8), conformal.multiplier("close", 0.95))
+
+
 def train_model(
     candles: pd.DataFrame,
     config: TrainConfig,
@@ -361,6 +380,8 @@ def train_model(
         )
     log.info("samples: %s (gap %d between parts)", split.sizes(), split.gap)
     fit = (fitter or fit_network)(samples, split.train, split.validation, config, progress, cancel)
+    if len(split.validation) >= MIN_CALIBRATION_ROWS:
+        calibrate_intervals(fit.model, candles, split.validation)
     evaluation = None
     test_start = None
     if len(split.test):
