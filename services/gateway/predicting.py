@@ -12,8 +12,10 @@ import logging
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from services.gateway.schemas import Bounds
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
+from shared.model.intervals import served
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,10 @@ class PredictedCandle(BaseModel):
     close: float
     amplitude: float = Field(description="(high - low) / open")
     p_up: float = Field(description="probability that close > open")
+    intervals: dict[str, Bounds] = Field(
+        default_factory=dict,
+        description="calibrated intervals: close_80, close_95, high_80, ... -> [lo, hi] (the first step; later "
+                    "steps are fed back and carry the first step's uncertainty only, so none are given for them)")
 
 
 class PredictResponse(BaseModel):
@@ -38,7 +44,7 @@ class PredictResponse(BaseModel):
     steps: list[PredictedCandle] = Field(description="`horizon` candles; steps after the first see earlier predictions")
 
 
-def _candle(step: NextCandle) -> PredictedCandle:
+def _candle(step: NextCandle, first: bool) -> PredictedCandle:
     return PredictedCandle(
         time=step.target_time,
         open=step.open,
@@ -47,6 +53,7 @@ def _candle(step: NextCandle) -> PredictedCandle:
         close=step.close,
         amplitude=step.amplitude,
         p_up=step.p_up,
+        intervals={k: list(v) for k, v in served(step.intervals).items()} if first else {},
     )
 
 
@@ -68,7 +75,7 @@ def predict(
     for _ in range(horizon):
         nxt = loaded.predict_next(frame)
         raw.append(nxt)
-        steps.append(_candle(nxt))
+        steps.append(_candle(nxt, first=not steps))
         fed_back = {
             **{name: last[name] for name in frame.columns},
             "open_time": nxt.target_time,

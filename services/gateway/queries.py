@@ -133,6 +133,7 @@ async def series(
                    COALESCE(s.pred_close, f.pred_close) AS pred_close,
                    COALESCE(s.p_up, f.p_up) AS p_up,
                    COALESCE(s.model_version, f.model_version) AS model_version,
+                   COALESCE(s.intervals, f.intervals)::text AS intervals,
                    CASE WHEN s.time IS NOT NULL THEN s.split WHEN f.time IS NOT NULL THEN 'live' END AS split
             FROM candles c
             LEFT JOIN series s ON s.symbol = c.symbol AND s.interval = c.interval AND s.time = c.open_time
@@ -145,7 +146,7 @@ async def series(
 
 
 _FUTURE_COLUMNS = f"""time, base_time, pred_open, pred_high, pred_low, pred_close, pred_amplitude, p_up,
-    base_close, real_open, real_high, real_low, real_close, err_close, model_version,
+    base_close, real_open, real_high, real_low, real_close, err_close, model_version, intervals::text AS intervals,
     {_MS.format(col="predicted_at")} AS predicted_at, {_MS.format(col="filled_at")} AS filled_at"""
 
 

@@ -7,9 +7,12 @@ sign convention of `futures.err_close`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+#: [lo, hi] of an interval (a pair, written as a list for OpenAPI).
+Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
 class Symbols(BaseModel):
@@ -65,6 +68,8 @@ class SeriesPoint(BaseModel):
     err_low: float | None
     err_close: float | None
     model_version: str | None
+    intervals: dict[str, Bounds] | None = Field(
+        None, description="calibrated intervals of the prediction: close_80, close_95, high_80, ... -> [lo, hi]")
     split: Literal["train", "validation", "test", "live"] | None = Field(
         description="where the prediction comes from: the model's series (train/validation/test) or live futures"
     )
@@ -95,6 +100,8 @@ class FutureOut(BaseModel):
     real_close: float | None
     err_close: float | None = Field(description="real_close - pred_close")
     model_version: str
+    intervals: dict[str, Bounds] | None = Field(
+        None, description="calibrated intervals: close_80, close_95, high_80, high_95, low_80, low_95 -> [lo, hi]")
     predicted_at: int
     filled_at: int | None
 

@@ -50,6 +50,7 @@ class FutureRow:
     predicted_at: datetime
     real_open: float | None = None
     real_close: float | None = None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def filled(self) -> FilledRow:
         assert self.real_open is not None and self.real_close is not None, "not filled yet"
@@ -165,6 +166,7 @@ def prediction_event(row: FutureRow, symbol: str, interval: str) -> Prediction:
         p_up=row.p_up,
         model_version=row.model_version,
         predicted_at=int(row.predicted_at.timestamp() * 1000),
+        intervals=row.intervals,
     )
 
 

@@ -19,13 +19,17 @@ import pandas as pd
 from services.predictor.core import FutureRow
 from services.predictor.rolling import Drift, FilledRow
 from shared.model.forecast import NextCandle
+from shared.model.intervals import from_json, served, to_json
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 _FUTURE_COLUMNS = (
     "time, base_time, pred_open, pred_high, pred_low, pred_close, pred_amplitude, p_up, base_close, "
-    "real_open, real_close, model_version, predicted_at"
+    "real_open, real_close, model_version, predicted_at, intervals::text AS intervals"
 )
+
+#: The same columns of the updated row (`f`), for `fill_futures`.
+_RETURNING_FILLED = ", ".join("f." + c.strip() for c in _FUTURE_COLUMNS.split(","))
 
 
 async def insert_predictions(
@@ -36,10 +40,10 @@ async def insert_predictions(
         return []
     rows = await db.fetch(
         f"""INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
-                                pred_amplitude, p_up, base_close, model_version)
-           SELECT $1, $2, p.*, $12
+                                pred_amplitude, p_up, base_close, intervals, model_version)
+           SELECT $1, $2, p.t, p.b, p.o, p.h, p.l, p.c, p.a, p.u, p.bc, p.i::jsonb, $12
            FROM unnest($3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
-                       $9::float8[], $10::float8[], $11::float8[]) AS p
+                       $9::float8[], $10::float8[], $11::float8[], $13::text[]) AS p(t, b, o, h, l, c, a, u, bc, i)
            ON CONFLICT (symbol, interval, time) DO NOTHING
            RETURNING {_FUTURE_COLUMNS}""",
         symbol,
@@ -54,6 +58,7 @@ async def insert_predictions(
         [p.p_up for p in predictions],
         [p.base_close for p in predictions],
         model_version,
+        [to_json(served(p.intervals)) for p in predictions],
     )
     return [future_row(r) for r in rows]
 
@@ -89,7 +94,7 @@ async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame
            FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
                 AS c(time, open, high, low, close)
            WHERE f.symbol = $1 AND f.interval = $2 AND f.time = ANY($3::bigint[]) AND f.time = c.time
-           RETURNING {", ".join("f." + c.strip() for c in _FUTURE_COLUMNS.split(","))}""",
+           RETURNING {_RETURNING_FILLED}""",
         symbol,
         interval,
         candles["open_time"].to_numpy(np.int64).tolist(),
@@ -153,4 +158,5 @@ def future_row(row: asyncpg.Record) -> FutureRow:
         predicted_at=row["predicted_at"],
         real_open=row["real_open"],
         real_close=row["real_close"],
+        intervals=from_json(row["intervals"]),
     )

@@ -23,7 +23,9 @@ import pandas as pd
 
 from shared.model.dataset import SampleSet, temporal_split, valid_end_indices
 from shared.model.evaluation import common_end_indices, evaluate
+from shared.model.forecast import Forecast
 from shared.model.forecaster import Forecaster
+from shared.model.intervals import served, to_json
 from shared.model.metrics import finite_metrics
 from shared.model.training import TrainConfig
 
@@ -199,11 +201,14 @@ class SeriesRows:
     amplitude: np.ndarray
     p_up: np.ndarray
     split: list[str]
+    #: Served interval label -> (lo, hi) arrays.
+    bounds: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def records(self) -> list[tuple[Any, ...]]:
         return [
             (int(self.time[i]), float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i]),
-             float(self.amplitude[i]), float(self.p_up[i]), self.split[i])
+             float(self.amplitude[i]), float(self.p_up[i]), self.split[i],
+             to_json({k: (float(lo[i]), float(hi[i])) for k, (lo, hi) in self.bounds.items()}))
             for i in range(len(self.time))
         ]
 
@@ -237,4 +242,5 @@ def rebuild_series(job: SeriesJob) -> SeriesRows:
         amplitude=np.concatenate([p.amplitude for p in parts]) if parts else np.zeros(0),
         p_up=np.concatenate([p.p_up for p in parts]) if parts else np.zeros(0),
         split=[str(s) for s in split],
+        bounds=served(Forecast.concat(parts).bounds) if parts else {},
     )

@@ -14,7 +14,8 @@ Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 TRAIN = "train"
 REBUILD_SERIES = "rebuild-series"
 
-_SERIES_COLUMNS = ("time", "pred_open", "pred_high", "pred_low", "pred_close", "pred_amplitude", "p_up", "split")
+_SERIES_COLUMNS = ("time", "pred_open", "pred_high", "pred_low", "pred_close", "pred_amplitude", "p_up", "split",
+                   "intervals")
 
 
 async def start_job(db: Db, job_name: str, symbol: str, interval: str, message: str = "") -> int:

@@ -84,6 +84,8 @@ class Prediction(Event):
     p_up: float = Field(ge=0, le=1)
     model_version: str
     predicted_at: int = Field(default_factory=now_ms)
+    #: Calibrated intervals: {"close_80": (lo, hi), "close_95": ..., "high_80": ..., "low_95": ...}.
+    intervals: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 
 class RealClose(Event):

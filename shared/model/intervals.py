@@ -13,10 +13,14 @@ live coverage drifts (adaptive conformal, `services.predictor`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+B = TypeVar("B")
 
 #: Levels every forecast carries; 80% and 95% are served, 90% is reported in evaluations too.
 LEVELS: tuple[float, ...] = (0.8, 0.9, 0.95)
@@ -26,6 +30,23 @@ TARGETS: tuple[str, ...] = ("close", "high", "low")
 GRID: np.ndarray = np.round(np.arange(0.50, 0.9951, 0.005), 4)
 VOL_LOOKBACK = 48
 _MIN_SIGMA = 1e-6
+
+
+def served(intervals: dict[str, B]) -> dict[str, B]:
+    """Only the served levels' intervals (what events, rows and responses carry)."""
+    keep = {label(t, level) for t in TARGETS for level in SERVED_LEVELS}
+    return {k: v for k, v in intervals.items() if k in keep}
+
+
+def to_json(intervals: dict[str, tuple[float, float]]) -> str | None:
+    """For a jsonb column; None when there are none."""
+    return json.dumps({k: [lo, hi] for k, (lo, hi) in intervals.items()}) if intervals else None
+
+
+def from_json(value: str | None) -> dict[str, tuple[float, float]]:
+    if not value:
+        return {}
+    return {k: (float(lo), float(hi)) for k, (lo, hi) in json.loads(value).items()}
 
 
 def label(target: str, level: float) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from services.gateway import queries
 from services.gateway.deps import PagingDep, PoolDep, SettingsDep, SymbolDep
 from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Symbols
+from shared.model.intervals import from_json
 
 router = APIRouter(tags=["market"], responses={404: {"model": Problem, "description": "symbol not served"}})
 
@@ -35,8 +36,15 @@ def _relative_error(real: float, predicted: float | None) -> float | None:
     return None if predicted is None or real == 0 else (real - predicted) / real
 
 
+def with_intervals(row: Any) -> dict[str, Any]:
+    """A row as a dict, its `intervals` (jsonb as text) parsed."""
+    item = dict(row)
+    item["intervals"] = from_json(item["intervals"]) or None
+    return item
+
+
 def series_point(row: Any, test_start: int | None, test_end: int | None) -> dict[str, Any]:
-    point = dict(row)
+    point = with_intervals(row)
     p_up = point["p_up"]
     point["direction_hit"] = None if p_up is None else (p_up >= 0.5) == (point["close"] > point["open"])
     for name in ("open", "high", "low", "close"):
@@ -93,7 +101,7 @@ async def futures(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, pagin
         "interval": settings.interval,
         "count": len(rows),
         **paging.cursors([r["time"] for r in rows]),
-        "items": [dict(r) for r in rows],
+        "items": [with_intervals(r) for r in rows],
     }
 
 
@@ -106,4 +114,4 @@ async def latest_prediction(pool: PoolDep, settings: SettingsDep, symbol: Symbol
     row = await queries.latest_prediction(pool, symbol, settings.interval)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {settings.interval} yet")
-    return {"symbol": symbol, "interval": settings.interval, **dict(row)}
+    return {"symbol": symbol, "interval": settings.interval, **with_intervals(row)}

@@ -60,6 +60,12 @@ async def test_backlog_then_live_each_candle_fills_its_row_and_predicts_the_next
         expected = model.predict_many(frame, list(range(200, 400)))
         assert np.allclose([r["pred_close"] for r in rows], [p.close for p in expected], rtol=1e-12)
         assert np.allclose([r["p_up"] for r in rows], [min(1, max(0, p.p_up)) for p in expected])
+        # Each row carries the model's calibrated intervals at the served levels, as predicted.
+        for row, p in zip(rows, expected, strict=True):
+            stored = {k: tuple(v) for k, v in json.loads(row["intervals"]).items()}
+            assert set(stored) == {f"{t}_{level}" for t in ("close", "high", "low") for level in (80, 95)}
+            assert stored["close_80"] == pytest.approx(p.intervals["close_80"], rel=1e-12)
+            assert stored["close_95"][0] < row["pred_close"] < stored["close_95"][1]
 
         # Live: one candle alone fills the last row and predicts the next.
         await publish(settings, topics.CANDLES, [candles[400]])
