@@ -45,9 +45,14 @@ function buildCharts() {
   const err = errChart.addSeries(LC.LineSeries, { color: "#e57373", lineWidth: 1, priceLineVisible: false });
   const futEl = $("futures-chart");
   const futChart = LC.createChart(futEl, chartOptions(futEl));
+  // The 80% interval around the predicted close: two dashed bounds.
+  const bandStyle = { color: "rgba(245, 166, 35, 0.55)", lineWidth: 1, lineStyle: 2, priceLineVisible: false,
+    lastValueVisible: false, crosshairMarkerVisible: false };
+  const futHi = futChart.addSeries(LC.LineSeries, bandStyle);
+  const futLo = futChart.addSeries(LC.LineSeries, bandStyle);
   const futPred = futChart.addSeries(LC.LineSeries, { color: "#f5a623", lineWidth: 2, priceLineVisible: false });
   const futReal = futChart.addSeries(LC.LineSeries, { color: "#26a69a", lineWidth: 2, priceLineVisible: false });
-  Object.assign(charts, { main, shade, real, pred, errChart, err, futChart, futPred, futReal });
+  Object.assign(charts, { main, shade, real, pred, errChart, err, futChart, futPred, futReal, futHi, futLo });
 }
 
 async function getJSON(path) {
@@ -87,6 +92,9 @@ function drawSeries(page) {
 function drawFutures(page) {
   const items = page.items;
   charts.futPred.setData(items.map((f) => ({ time: sec(f.time), value: f.pred_close })));
+  const banded = items.filter((f) => f.intervals && f.intervals.close_80);
+  charts.futHi.setData(banded.map((f) => ({ time: sec(f.time), value: f.intervals.close_80[1] })));
+  charts.futLo.setData(banded.map((f) => ({ time: sec(f.time), value: f.intervals.close_80[0] })));
   charts.futReal.setData(items.filter((f) => f.real_close !== null).map((f) => ({ time: sec(f.time), value: f.real_close })));
   charts.futChart.timeScale().fitContent();
   if (items.length) showNext(items[items.length - 1], false);
@@ -96,8 +104,10 @@ function showNext(p, live) {
   const close = p.close ?? p.pred_close;
   const target = p.target_time ?? p.time;
   $("live-prediction").textContent = `${fmt(close)}  ${p.p_up >= 0.5 ? "▲" : "▼"} p_up ${fmt(p.p_up, 3)}`;
+  const band = p.intervals && p.intervals.close_80;
   $("live-prediction-detail").textContent =
-    `for ${when(target)} by ${p.model_version}${live ? " (live)" : ""}`;
+    `for ${when(target)} by ${p.model_version}${live ? " (live)" : ""}` +
+    (band ? `; 80% interval ${fmt(band[0])} – ${fmt(band[1])}` : "");
   $("live-prediction").dataset.modelVersion = p.model_version;
   $("live-prediction").dataset.targetTime = String(target);
 }
