@@ -66,6 +66,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--folds", type=int, default=4, help="number of rolling-origin folds")
         parser.add_argument("--test-fraction", type=float, default=0.3, help="share of samples tested across folds")
         parser.add_argument("--train-days", type=float, help="train each fold on at most the last DAYS days")
+        parser.add_argument("--long-above", type=float, default=0.55, help="trading: long when p_up is above")
+        parser.add_argument("--short-below", type=float, default=0.45, help="trading: short when p_up is below")
+        parser.add_argument("--fee", type=float, default=0.001, help="trading: fee per side (Binance taker 0.1%%)")
 
 
 def _identity(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
@@ -251,6 +254,7 @@ def _backtest_one(
 ) -> tuple[dict[str, Any], str]:
     from shared.model.backtest import fold_summary, walk_forward
     from shared.model.report import alarm_block, metrics_table
+    from shared.model.trading import Strategy
 
     config = _train_config(args, settings, interval)
     train_rows = int(args.train_days * 86_400_000 / interval_ms(interval)) if args.train_days else None
@@ -282,6 +286,11 @@ def _backtest_one(
             f"{f['dm_p_value']:<7.3g}  {f['direction_accuracy']:.2%}"
         )
     lines += ["", metrics_table(result.pooled.metrics, f"all {len(folds)} folds pooled")]
+    trading = result.pooled.trading(Strategy(args.long_above, args.short_below, args.fee))
+    lines += ["", f"trading p_up (long > {args.long_above}, short < {args.short_below}, fee {args.fee:.2%} per side): "
+              f"{trading['trades']:.0f} trades, in the market {trading['exposure']:.1%} of the time, hit rate "
+              f"{trading['hit_rate']:.1%}; gross {trading['gross_return']:+.2%}, net {trading['net_return']:+.2%} "
+              f"(buy and hold {trading['buy_and_hold_return']:+.2%})"]
     if result.alarms:
         lines += ["", alarm_block(result.alarms)]
     payload = {
@@ -290,6 +299,7 @@ def _backtest_one(
         "interval": interval,
         "folds": folds,
         "pooled": result.pooled.metrics,
+        "trading": trading,
         "alarms": result.alarms,
     }
     return payload, "\n".join(lines)

@@ -18,6 +18,7 @@ from shared.model.forecast import Forecast
 from shared.model.forecaster import Forecaster
 from shared.model.metrics import forecast_metrics
 from shared.model.report import leakage_alarms
+from shared.model.trading import Strategy
 
 MODEL = "model"
 
@@ -40,6 +41,10 @@ class Evaluation:
             self.metrics = compute_all(self.actual, self.forecasts, self.base_close)
         if not self.alarms and MODEL in self.metrics:
             self.alarms = leakage_alarms(self.metrics[MODEL], self.interval_ms)
+
+    def trading(self, strategy: Strategy) -> dict[str, float]:
+        """The model's `p_up` traded on these rows (`shared.model.trading`)."""
+        return strategy.report(self.forecasts[MODEL].p_up, self.base_close, self.actual.close)
 
     @property
     def model_metrics(self) -> dict[str, float]:

@@ -40,6 +40,9 @@ def test_backtest(csv_files: list[str], capsys: pytest.CaptureFixture[str]) -> N
     assert main(["backtest", "--csv", *csv_files, *FAST, "--folds", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["folds"]) == 2 and "model" in out["pooled"]
+    assert out["kind"] == "lstm"
+    assert {"gross_return", "net_return", "trades", "hit_rate", "fee_per_side"} <= set(out["trading"])
+    assert out["trading"]["net_return"] <= out["trading"]["gross_return"]
 
 
 def test_bad_csv_row_names_the_line(csv_files: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

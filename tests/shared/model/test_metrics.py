@@ -108,3 +108,20 @@ def test_table_and_json() -> None:
     table = metrics_table(metrics, "title")
     assert "close MAE" in table and "+1.00%" in table and "title" in table
     assert jsonable(metrics)["model"]["dm_p_value"] is None
+
+
+def test_the_trading_report_counts_fees_per_side() -> None:
+    from shared.model.trading import Strategy
+
+    base = np.array([100.0, 101.0, 102.0, 101.0])
+    nxt = np.array([101.0, 102.0, 101.0, 100.0])
+    p_up = np.array([0.9, 0.9, 0.1, 0.5])  # long, long, short, flat
+    report = Strategy(0.55, 0.45, fee=0.001).report(p_up, base, nxt)
+    gross = np.log(101 / 100) + np.log(102 / 101) - np.log(101 / 102)
+    assert report["gross_return"] == pytest.approx(np.expm1(gross))
+    # Sides paid: open long (1), long -> short (2), short -> flat (1): four.
+    assert report["net_return"] == pytest.approx(np.expm1(gross + 4 * np.log1p(-0.001)))
+    assert report["trades"] == 3 and report["exposure"] == 0.75 and report["hit_rate"] == 1.0
+    assert report["buy_and_hold_return"] == pytest.approx(0.0)
+    flat = Strategy(0.99, 0.01).report(p_up, base, nxt)
+    assert flat["trades"] == 0 and flat["net_return"] == 0.0
