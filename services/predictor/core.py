@@ -29,6 +29,7 @@ from shared.messaging.events import DriftEvent, Prediction, RealClose
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
+from shared.model.intervals import AdaptiveLevels
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,20 @@ class StreamState:
         self.history = CandleHistory(interval_ms, keep=keep, floor=floor)
         self.rolling = RollingError(policy.window)
         self.drift = DriftDetector(policy)
+        self.adaptive = AdaptiveLevels()
 
-    def restore(self, candles: pd.DataFrame, filled: Sequence[FilledRow], last_drift_ms: int | None) -> None:
-        """Start from what the store held: the last candles, the last filled rows, the last drift."""
+    def restore(self, candles: pd.DataFrame, filled: Sequence[FutureRow], last_drift_ms: int | None) -> None:
+        """Start from what the store held: the last candles, the last filled rows (oldest first: the
+        rolling error and the adaptive interval levels replay them), the last drift."""
         self.history.merge(candles)
-        self.rolling.add(filled)
+        self._observe(filled)
         self.drift.last_drift_ms = last_drift_ms
+
+    def _observe(self, filled: Sequence[FutureRow]) -> None:
+        self.rolling.add(row.filled() for row in filled)
+        for row in filled:
+            if row.real_close is not None:
+                self.adaptive.observe(row.intervals, row.real_close)
 
     def missing_history(self, first_time: int, rows_needed: int) -> tuple[int, int] | None:
         """[start, end) of candles before `first_time` to read from the store; None if all held.
@@ -120,7 +129,7 @@ class StreamState:
                       self.interval, len(times) - len(ends), len(times))
         if len(ends) == 0:
             return []
-        return model.predict_many(self.history.frame, ends.tolist())
+        return model.predict_many(self.history.frame, ends.tolist(), self.adaptive.effective())
 
     def settle(self, stored: Sequence[FutureRow], filled: Sequence[FutureRow], model_version: str | None,
                *, upto: int, detected_at: int) -> Outcome:
@@ -131,7 +140,7 @@ class StreamState:
         the policy's threshold outside the cool-down.
         """
         self.history.trim(upto=upto)
-        self.rolling.add(row.filled() for row in filled)
+        self._observe(filled)
         outcome = Outcome(
             real_closes=[real_close_event(row, self.symbol, self.interval) for row in filled],
             predictions=[prediction_event(row, self.symbol, self.interval)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from services.predictor.core import FutureRow
-from services.predictor.rolling import Drift, FilledRow
+from services.predictor.rolling import Drift
 from shared.model.forecast import NextCandle
 from shared.model.intervals import from_json, served, to_json
 
@@ -106,7 +106,7 @@ async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame
     return sorted((future_row(r) for r in rows), key=lambda r: r.time)
 
 
-async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[FilledRow]:
+async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[FutureRow]:
     """The last `count` filled rows, oldest first: the rolling window after a restart."""
     rows = await db.fetch(
         f"SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2 AND real_close IS NOT NULL "
@@ -115,7 +115,7 @@ async def recent_filled(db: Db, symbol: str, interval: str, count: int) -> list[
         interval,
         count,
     )
-    return [future_row(r).filled() for r in reversed(rows)]
+    return [future_row(r) for r in reversed(rows)]
 
 
 async def insert_drift(db: Db, symbol: str, interval: str, drift: Drift, window: int) -> None:

@@ -13,7 +13,7 @@ the class named there. A new kind is one new module and one entry in `KINDS`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -37,6 +37,9 @@ class Kind:
     forecaster: str
     fitter: str
 
+
+#: Nominal interval level -> the level asked of the calibration (see `ForecasterBase.forecast`).
+Levels = Mapping[float, float]
 
 #: Artifacts saved before kinds existed are LSTMs.
 KINDS: dict[str, Kind] = {
@@ -74,11 +77,15 @@ class Forecaster(Protocol):
     @property
     def interval_ms(self) -> int: ...
 
-    def forecast(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> Forecast:
-        """Predicted candles e+1 for each end index e (arrays, for evaluation)."""
+    def forecast(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray, levels: Levels | None = None
+    ) -> Forecast:
+        """Predicted candles e+1 for each end index e (arrays, for evaluation), with intervals."""
         ...
 
-    def predict_many(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> list[NextCandle]:
+    def predict_many(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray, levels: Levels | None = None
+    ) -> list[NextCandle]:
         """The candle after each end index: the batch path."""
         ...
 
@@ -145,8 +152,14 @@ class ForecasterBase:
             )
         return lo, hi
 
-    def forecast(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> Forecast:
-        """Predicted candles e+1 for each end index e (positions in `candles`)."""
+    def forecast(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray, levels: Levels | None = None
+    ) -> Forecast:
+        """Predicted candles e+1 for each end index e (positions in `candles`).
+
+        `levels` maps a nominal interval level to the level asked of the calibration (adaptive
+        conformal moves it live); by default each of `LEVELS` as it is.
+        """
         ends = np.asarray(end_indices, dtype=np.int64)
         reg, p_up = self.raw_outputs(self.inputs(candles, ends))
         close = candles["close"].to_numpy(np.float64)
@@ -156,10 +169,11 @@ class ForecasterBase:
         conformal = self.conformal
         if conformal is not None and len(ends):
             sigma = recent_volatility(close, ends)
+            asked = {level: level for level in LEVELS} | dict(levels or {})
             for target in INTERVAL_TARGETS:
-                for level in LEVELS:
-                    forecast.bounds[label(target, level)] = conformal.bounds(target, level, getattr(forecast, target),
-                                                                            sigma)
+                for nominal, level in asked.items():
+                    forecast.bounds[label(target, nominal)] = conformal.bounds(target, level,
+                                                                              getattr(forecast, target), sigma)
         return forecast
 
     @property
@@ -174,10 +188,12 @@ class ForecasterBase:
             self.__dict__["_conformal"] = cached
         return cached[1]
 
-    def predict_many(self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray) -> list[NextCandle]:
+    def predict_many(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray, levels: Levels | None = None
+    ) -> list[NextCandle]:
         """Batch path for backlogs: the candle after each end index (position of a base candle)."""
         ends = np.asarray(end_indices, dtype=np.int64)
-        forecast = self.forecast(candles, ends)
+        forecast = self.forecast(candles, ends, levels)
         base_times = candles["open_time"].to_numpy(np.int64)[ends]
         base_close = candles["close"].to_numpy(np.float64)[ends]
         return next_candles(forecast, base_times, base_close, self.interval_ms)

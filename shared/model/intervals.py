@@ -138,3 +138,28 @@ def naive_bounds(
         half[i] = np.quantile(recent, level) if len(recent) else 0.0
     base = np.asarray(close, np.float64)[ends]
     return base * np.exp(-half), base * np.exp(half)
+
+
+class AdaptiveLevels:
+    """Adaptive conformal inference (Gibbs & Candès, 2021) on the live stream: per served level L,
+    the level actually asked of the model moves after each real close, up after a miss and down
+    after a hit, so that live coverage comes back to L when the market drifts from the validation
+    part: a_{t+1} = a_t + γ (miss_t − (1 − L)), kept inside the grid the quantiles are known on."""
+
+    def __init__(self, levels: tuple[float, ...] = SERVED_LEVELS, gamma: float = 0.005) -> None:
+        self.gamma = gamma
+        self.levels = {level: level for level in levels}
+
+    def effective(self) -> dict[float, float]:
+        """Nominal level -> the level to ask the model for."""
+        return dict(self.levels)
+
+    def observe(self, intervals: dict[str, tuple[float, float]], real_close: float) -> None:
+        """One filled prediction: was its real close inside each served close interval?"""
+        for nominal, current in self.levels.items():
+            bounds = intervals.get(label("close", nominal))
+            if bounds is None:
+                continue
+            miss = not bounds[0] <= real_close <= bounds[1]
+            moved = current + self.gamma * (float(miss) - (1 - nominal))
+            self.levels[nominal] = float(np.clip(moved, GRID[0], GRID[-1]))

@@ -48,13 +48,17 @@ class ShiftModel:
     def version(self) -> str:
         return self.version_name
 
-    def forecast(self, candles: pd.DataFrame, end_indices: Any) -> Forecast:
+    def forecast(self, candles: pd.DataFrame, end_indices: Any, levels: Any = None) -> Forecast:
         base = candles["close"].to_numpy(np.float64)[np.asarray(end_indices, np.int64)] * (1 + self.shift)
-        return Forecast(open=base, high=base, low=base, close=base, p_up=np.full(len(base), 1.7))
+        # An interval of ± (level - 0.5)% around the close: wider for a higher level asked.
+        asked = {0.8: 0.8, 0.95: 0.95} | dict(levels or {})
+        bounds = {f"close_{round(n * 100)}": (base * (1 - (a - 0.5) / 100), base * (1 + (a - 0.5) / 100))
+                  for n, a in asked.items()}
+        return Forecast(open=base, high=base, low=base, close=base, p_up=np.full(len(base), 1.7), bounds=bounds)
 
-    def predict_many(self, candles: pd.DataFrame, end_indices: Any) -> list[NextCandle]:
+    def predict_many(self, candles: pd.DataFrame, end_indices: Any, levels: Any = None) -> list[NextCandle]:
         ends = np.asarray(end_indices, np.int64)
-        return next_candles(self.forecast(candles, ends), candles["open_time"].to_numpy(np.int64)[ends],
+        return next_candles(self.forecast(candles, ends, levels), candles["open_time"].to_numpy(np.int64)[ends],
                             candles["close"].to_numpy(np.float64)[ends], STEP)
 
     def predict_next(self, candles: pd.DataFrame) -> NextCandle:
@@ -69,7 +73,7 @@ def stored(predictions: list[NextCandle], version: str) -> list[FutureRow]:
     at = datetime(2024, 1, 1, tzinfo=UTC)
     return [FutureRow(time=p.target_time, base_time=p.base_time, pred_open=p.open, pred_high=p.high, pred_low=p.low,
                       pred_close=p.close, pred_amplitude=p.amplitude, p_up=p.p_up, base_close=p.base_close,
-                      model_version=version, predicted_at=at) for p in predictions]
+                      model_version=version, predicted_at=at, intervals=p.intervals) for p in predictions]
 
 
 def fill(rows: list[FutureRow], candles: pd.DataFrame) -> list[FutureRow]:
@@ -172,3 +176,28 @@ def test_the_history_stays_bounded() -> None:
         state.advance(part, model)
         state.settle([], [], model.version, upto=int(part["open_time"].iloc[-1]), detected_at=0)
     assert len(state.history) <= 2 * NEED
+
+
+def test_adaptive_levels_widen_after_misses_and_narrow_after_hits() -> None:
+    state, candles = new_state(), candle_frame(NEED + 120)
+    wrong = ShiftModel(shift=0.03)  # 3% off: every real close falls outside the ±0.3-0.45% intervals
+    rows = stored(state.advance(candles.iloc[:NEED], wrong), wrong.version)
+    widths = []
+    for i in range(NEED, NEED + 60):
+        candle = candles.iloc[i : i + 1]
+        new_rows = stored(state.advance(candle, wrong), wrong.version)
+        state.settle(new_rows, fill(rows, candle), wrong.version, upto=int(candle["open_time"].iloc[0]), detected_at=0)
+        rows = new_rows
+        lo, hi = new_rows[0].intervals["close_80"]
+        widths.append(hi - lo)
+    asked = state.adaptive.effective()
+    assert asked[0.8] > 0.8 + 50 * 0.005 * 0.2 and asked[0.95] > 0.95  # misses move the asked level up...
+    assert widths[-1] > widths[0]  # ...and the intervals the model gives widen with it
+    right = ShiftModel(shift=0.0)
+    before = state.adaptive.effective()[0.8]
+    for i in range(NEED + 60, NEED + 110):
+        candle = candles.iloc[i : i + 1]
+        new_rows = stored(state.advance(candle, right), right.version)
+        state.settle(new_rows, fill(rows, candle), right.version, upto=int(candle["open_time"].iloc[0]), detected_at=0)
+        rows = new_rows
+    assert state.adaptive.effective()[0.8] < before  # hits bring it back down
