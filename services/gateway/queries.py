@@ -195,3 +195,38 @@ async def jobs(pool: asyncpg.Pool, job: str | None, status: str | None, paging: 
         *args,
     )
     return paging.arrange(rows)
+
+
+def _covered(level: int) -> str:
+    bounds = f"intervals->'close_{level}'"
+    return (f"avg(CASE WHEN {bounds} IS NOT NULL THEN (real_close BETWEEN ({bounds}->>0)::float8 "
+            f"AND ({bounds}->>1)::float8)::int END) AS coverage_{level}")
+
+
+async def leaderboard(pool: asyncpg.Pool, symbol: str, interval: str, versions: list[str],
+                      window: int) -> list[asyncpg.Record]:
+    """Live scores of `versions` over each one's last `window` filled predictions: the champion's
+    rows in `futures`, the challengers' in `shadow_futures`; persistence on the same rows."""
+    return await pool.fetch(
+        f"""WITH live AS (
+                SELECT model_version, time, pred_close, real_open, real_close, base_close, p_up, intervals
+                FROM futures WHERE symbol = $1 AND interval = $2 AND real_close IS NOT NULL
+                  AND model_version = ANY($3::text[])
+                UNION ALL
+                SELECT model_version, time, pred_close, real_open, real_close, base_close, p_up, intervals
+                FROM shadow_futures WHERE symbol = $1 AND interval = $2 AND real_close IS NOT NULL
+                  AND model_version = ANY($3::text[])
+            ), recent AS (
+                SELECT *, row_number() OVER (PARTITION BY model_version ORDER BY time DESC) AS n FROM live
+            )
+            SELECT model_version, count(*) AS rows, min(time) AS since, max(time) AS until,
+                   avg(abs(real_close - pred_close)) AS close_mae,
+                   avg(abs(real_close - base_close)) AS persistence_mae,
+                   avg(((p_up >= 0.5) = (real_close > real_open))::int) AS direction_hit_rate,
+                   {_covered(80)}, {_covered(95)}
+            FROM recent WHERE n <= $4 GROUP BY model_version""",
+        symbol,
+        interval,
+        versions,
+        window,
+    )

@@ -131,6 +131,29 @@ class ModelOut(BaseModel):
     promoted_at: int | None
 
 
+class LeaderboardRow(BaseModel):
+    rank: int = Field(description="1 = the best skill against persistence on its own live rows")
+    model_version: str
+    kind: str
+    role: Literal["champion", "challenger"]
+    rows: int = Field(description="filled live predictions scored (at most `window`)")
+    since: int | None
+    until: int | None
+    close_mae: float | None
+    persistence_mae: float | None = Field(description="persistence's close MAE on the same rows")
+    skill: float | None = Field(description="1 - close_mae / persistence_mae")
+    direction_hit_rate: float | None
+    coverage_80: float | None = Field(description="share of real closes inside the 80% interval")
+    coverage_95: float | None
+
+
+class Leaderboard(BaseModel):
+    symbol: str
+    interval: str
+    window: int
+    items: list[LeaderboardRow]
+
+
 class ModelList(BaseModel):
     symbol: str
     interval: str

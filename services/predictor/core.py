@@ -120,7 +120,13 @@ class StreamState:
         self.history.merge(candles)
         if model is None or candles.empty:
             return []
-        times = candles["open_time"].to_numpy(np.int64)
+        return self.predict_with(model, candles["open_time"].to_numpy(np.int64), self.adaptive.effective())
+
+    def predict_with(
+        self, model: Forecaster, times: np.ndarray, levels: dict[float, float] | None = None
+    ) -> list[NextCandle]:
+        """The next candle after each held candle of `times` that has a full, gap-free history for
+        `model` (the champion through `advance`; a challenger's shadow predictions directly)."""
         held = self.history.times
         valid = valid_end_indices(held, model.interval_ms, model.window, with_target=False)
         ends = np.intersect1d(self.history.positions(times), valid)
@@ -129,7 +135,7 @@ class StreamState:
                       self.interval, len(times) - len(ends), len(times))
         if len(ends) == 0:
             return []
-        return model.predict_many(self.history.frame, ends.tolist(), self.adaptive.effective())
+        return model.predict_many(self.history.frame, ends.tolist(), levels)
 
     def settle(self, stored: Sequence[FutureRow], filled: Sequence[FutureRow], model_version: str | None,
                *, upto: int, detected_at: int) -> Outcome:

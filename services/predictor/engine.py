@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
@@ -44,6 +45,7 @@ from shared.messaging import topics
 from shared.messaging.events import Candle, now_ms
 from shared.model.champions import ChampionCache
 from shared.model.features import LOOKBACK
+from shared.model.forecast import NextCandle
 from shared.storage.candle_store import candle_span, load_candles, load_last_candles
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class Predictor:
             if await self.champions.refresh(symbol, interval) is None:
                 MODEL_INFO.labels(symbol, NO_MODEL).set(1)
                 log.warning("no champion model for %s %s yet: consuming candles, not predicting", symbol, interval)
+        await self.champions.refresh_challengers(symbol, interval)
         need = self._history_needed(symbol, interval)
         _, first_stored, _ = await candle_span(self.pool, symbol, interval)
         state = StreamState(symbol, interval, self.settings.interval_ms, self.policy, keep=2 * need,
@@ -175,6 +178,7 @@ class Predictor:
             predictions = await asyncio.to_thread(state.advance, frame, model)
         if predictions:
             INFERENCE_SECONDS.observe((time.perf_counter() - started) / len(predictions))
+        shadows = self._shadow_predictions(state, frame["open_time"].to_numpy(np.int64))
 
         async with self.pool.acquire() as conn, conn.transaction():
             version = champion.version if champion else ""
@@ -183,6 +187,9 @@ class Predictor:
             if already:  # a replay: publish what was stored the first time
                 stored += await store.stored_predictions(conn, symbol, interval, sorted(already))
             filled = await store.fill_futures(conn, symbol, interval, frame)
+            for shadow_version, shadow_predictions in shadows:
+                await store.insert_shadow(conn, symbol, interval, shadow_predictions, shadow_version)
+            await store.fill_shadow(conn, symbol, interval, frame)
 
         outcome = state.settle(stored, filled, champion.version if champion else None, upto=last,
                                detected_at=now_ms())
@@ -192,6 +199,17 @@ class Predictor:
         self._observe_latency(items, bool(predictions))
         self._publish_stats(state)
         return outcome
+
+    def _shadow_predictions(self, state: StreamState, times: np.ndarray) -> list[tuple[str, list[NextCandle]]]:
+        """Every challenger's predictions for the same candles: stored beside, never served. A
+        challenger that fails is logged and skipped; it must not cost the champion's candle."""
+        shadows = []
+        for challenger in self.champions.challengers(state.symbol, state.interval):
+            try:
+                shadows.append((challenger.version, state.predict_with(challenger.model, times)))
+            except Exception as exc:
+                log.warning("challenger %s cannot predict %s: %s", challenger.version, state.symbol, exc)
+        return shadows
 
     def _wait_for_recorder(self, state: StreamState, first: int) -> None:
         """Refuse the batch (it is replayed) while the candles just before it are not stored yet.

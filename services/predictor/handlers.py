@@ -98,3 +98,4 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             if event is not None and event.interval == settings.interval:
                 log.info("promotion of %s for %s heard", event.version, event.symbol)
                 await champions.refresh(event.symbol, event.interval)
+                await champions.refresh_challengers(event.symbol, event.interval)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.database)
     broker = make_broker(settings, SERVICE)
-    champions = ChampionCache(pool, settings.model_dir, on_change=model_switched)
+    champions = ChampionCache(pool, settings.model_dir, on_change=model_switched, with_challengers=True)
     predictor = Predictor(settings, pool, broker, champions)
     register(broker, settings, predictor, champions)
     # The champion before the first candle: a candle consumed without a model is never predicted.

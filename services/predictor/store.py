@@ -10,7 +10,7 @@ same values (at-least-once, never different).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 import numpy as np
@@ -32,20 +32,18 @@ _FUTURE_COLUMNS = (
 _RETURNING_FILLED = ", ".join("f." + c.strip() for c in _FUTURE_COLUMNS.split(","))
 
 
-async def insert_predictions(
-    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
-) -> list[FutureRow]:
-    """Insert rows for predicted candles that have none yet; returns the rows inserted."""
-    if not predictions:
-        return []
-    rows = await db.fetch(
-        f"""INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
-                                pred_amplitude, p_up, base_close, intervals, model_version)
+def _insert_sql(table: str, key: str) -> str:
+    """Insert predicted rows (`_prediction_args`) into `futures` or `shadow_futures`; first write wins."""
+    return f"""INSERT INTO {table} (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close,
+                                  pred_amplitude, p_up, base_close, intervals, model_version)
            SELECT $1, $2, p.t, p.b, p.o, p.h, p.l, p.c, p.a, p.u, p.bc, p.i::jsonb, $12
            FROM unnest($3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
                        $9::float8[], $10::float8[], $11::float8[], $13::text[]) AS p(t, b, o, h, l, c, a, u, bc, i)
-           ON CONFLICT (symbol, interval, time) DO NOTHING
-           RETURNING {_FUTURE_COLUMNS}""",
+           ON CONFLICT ({key}) DO NOTHING"""
+
+
+def _prediction_args(symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str) -> list[Any]:
+    return [
         symbol,
         interval,
         [p.target_time for p in predictions],
@@ -59,8 +57,58 @@ async def insert_predictions(
         [p.base_close for p in predictions],
         model_version,
         [to_json(served(p.intervals)) for p in predictions],
+    ]
+
+
+def _fill_sql(table: str) -> str:
+    """Write the real candle (`_candle_args`) into the rows of `table` that predicted it, once.
+
+    `time = ANY(...)` repeats the join key so that the primary key is used whatever plan the
+    prepared statement gets (a generic plan does not know the array holds one element).
+    """
+    return f"""UPDATE {table} f SET
+               real_open = COALESCE(f.real_open, c.open),
+               real_high = COALESCE(f.real_high, c.high),
+               real_low = COALESCE(f.real_low, c.low),
+               real_close = COALESCE(f.real_close, c.close),
+               err_close = COALESCE(f.err_close, c.close - f.pred_close),
+               filled_at = COALESCE(f.filled_at, now())
+           FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
+                AS c(time, open, high, low, close)
+           WHERE f.symbol = $1 AND f.interval = $2 AND f.time = ANY($3::bigint[]) AND f.time = c.time"""
+
+
+def _candle_args(symbol: str, interval: str, candles: pd.DataFrame) -> list[Any]:
+    return [symbol, interval, candles["open_time"].to_numpy(np.int64).tolist(), candles["open"].tolist(),
+            candles["high"].tolist(), candles["low"].tolist(), candles["close"].tolist()]
+
+
+async def insert_predictions(
+    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
+) -> list[FutureRow]:
+    """Insert rows for predicted candles that have none yet; returns the rows inserted."""
+    if not predictions:
+        return []
+    rows = await db.fetch(
+        _insert_sql("futures", "symbol, interval, time") + f" RETURNING {_FUTURE_COLUMNS}",
+        *_prediction_args(symbol, interval, predictions, model_version),
     )
     return [future_row(r) for r in rows]
+
+
+async def insert_shadow(
+    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
+) -> None:
+    """A challenger's predictions into `shadow_futures` (first write wins, as in `futures`)."""
+    if predictions:
+        await db.execute(_insert_sql("shadow_futures", "symbol, interval, model_version, time"),
+                         *_prediction_args(symbol, interval, predictions, model_version))
+
+
+async def fill_shadow(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> None:
+    """The real candle into every challenger's row that predicted it (once)."""
+    if not candles.empty:
+        await db.execute(_fill_sql("shadow_futures"), *_candle_args(symbol, interval, candles))
 
 
 async def stored_predictions(db: Db, symbol: str, interval: str, times: Sequence[int]) -> list[FutureRow]:
@@ -76,33 +124,11 @@ async def stored_predictions(db: Db, symbol: str, interval: str, times: Sequence
 
 
 async def fill_futures(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> list[FutureRow]:
-    """Write the real candle into the rows that predicted it (once); returns those rows, oldest first.
-
-    `time = ANY(...)` repeats the join key so that the primary key is used whatever plan the
-    prepared statement gets (a generic plan does not know the array holds one element).
-    """
+    """Write the real candle into the rows that predicted it (once); returns those rows, oldest first."""
     if candles.empty:
         return []
-    rows = await db.fetch(
-        f"""UPDATE futures f SET
-               real_open = COALESCE(f.real_open, c.open),
-               real_high = COALESCE(f.real_high, c.high),
-               real_low = COALESCE(f.real_low, c.low),
-               real_close = COALESCE(f.real_close, c.close),
-               err_close = COALESCE(f.err_close, c.close - f.pred_close),
-               filled_at = COALESCE(f.filled_at, now())
-           FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::float8[])
-                AS c(time, open, high, low, close)
-           WHERE f.symbol = $1 AND f.interval = $2 AND f.time = ANY($3::bigint[]) AND f.time = c.time
-           RETURNING {_RETURNING_FILLED}""",
-        symbol,
-        interval,
-        candles["open_time"].to_numpy(np.int64).tolist(),
-        candles["open"].tolist(),
-        candles["high"].tolist(),
-        candles["low"].tolist(),
-        candles["close"].tolist(),
-    )
+    rows = await db.fetch(_fill_sql("futures") + f" RETURNING {_RETURNING_FILLED}", *_candle_args(symbol, interval,
+                                                                                                  candles))
     return sorted((future_row(r) for r in rows), key=lambda r: r.time)
 
 

@@ -22,7 +22,7 @@ import asyncpg
 
 from shared.config import INTERVAL_MS
 from shared.model.forecaster import Forecaster
-from shared.storage.models_registry import get_champion
+from shared.storage.models_registry import get_champion, latest_challengers
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,15 @@ class ChampionCache:
         *,
         loader: Loader = load_artifact,
         on_change: OnChange | None = None,
+        with_challengers: bool = False,
     ) -> None:
         self._pool = pool
         self._model_dir = model_dir
         self._loader = loader
         self._on_change = on_change
+        self._with_challengers = with_challengers
         self._champions: dict[Stream, Champion] = {}
+        self._challengers: dict[Stream, list[Champion]] = {}
         self._problems: dict[Stream, str] = {}
         self._locks: dict[Stream, asyncio.Lock] = {}
 
@@ -67,6 +70,28 @@ class ChampionCache:
     def problem(self, symbol: str, interval: str) -> str | None:
         """Why the last refresh found no usable champion (None when it did)."""
         return self._problems.get((symbol, interval))
+
+    def challengers(self, symbol: str, interval: str) -> list[Champion]:
+        """The shadows of the stream (`refresh_challengers`): they predict live, never served."""
+        return self._challengers.get((symbol, interval), [])
+
+    async def refresh_challengers(self, symbol: str, interval: str) -> list[Champion]:
+        """The newest model of every other kind than the champion's; one that cannot load is left out."""
+        stream = (symbol, interval)
+        known = {c.version: c for c in self._challengers.get(stream, [])}
+        current = []
+        for record in await latest_challengers(self._pool, symbol, interval):
+            challenger = known.get(record.version)
+            if challenger is None:
+                try:
+                    challenger = Champion(record.version, await asyncio.to_thread(self._loader,
+                                                                                  self.resolve(record.artifact_path)))
+                except Exception as exc:
+                    log.warning("challenger %s for %s %s not loaded: %s", record.version, symbol, interval, exc)
+                    continue
+            current.append(challenger)
+        self._challengers[stream] = current
+        return current
 
     def streams(self) -> list[Stream]:
         return list(self._champions)
@@ -121,5 +146,7 @@ class ChampionCache:
             for symbol, interval in {*streams(), *self._champions}:
                 try:
                     await self.refresh(symbol, interval)
+                    if self._with_challengers:
+                        await self.refresh_challengers(symbol, interval)
                 except (OSError, asyncpg.PostgresError) as exc:
                     log.warning("champion refresh for %s %s failed: %s", symbol, interval, exc)

@@ -162,3 +162,17 @@ async def list_models(db: Db, symbol: str, interval: str, limit: int = 50) -> li
         limit,
     )
     return [ModelRecord.from_row(r) for r in rows]
+
+
+async def latest_challengers(db: Db, symbol: str, interval: str) -> list[ModelRecord]:
+    """The newest model of every kind but the champion's (any status but champion): the shadows."""
+    rows = await db.fetch(
+        """SELECT DISTINCT ON (kind) * FROM models
+           WHERE symbol = $1 AND interval = $2 AND status <> 'champion'
+             AND kind <> COALESCE((SELECT kind FROM models
+                                   WHERE symbol = $1 AND interval = $2 AND status = 'champion'), '')
+           ORDER BY kind, created_at DESC, version DESC""",
+        symbol,
+        interval,
+    )
+    return [ModelRecord.from_row(r) for r in rows]

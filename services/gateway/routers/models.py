@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from services.gateway import queries
 from services.gateway.deps import PoolDep, SettingsDep, SymbolDep
-from services.gateway.schemas import ModelList, ModelOut, Problem
+from services.gateway.schemas import Leaderboard, ModelList, ModelOut, Problem
+from shared.storage.models_registry import latest_challengers
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -26,6 +27,37 @@ async def list_models(
     """Newest first."""
     items = await queries.models(pool, symbol, settings.interval, status_, limit)
     return {"symbol": symbol, "interval": settings.interval, "items": items}
+
+
+@router.get("/leaderboard", response_model=Leaderboard,
+            responses={404: {"model": Problem, "description": "symbol not served"}})
+async def leaderboard(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    window: Annotated[int, Query(ge=1, le=100_000, description="last N filled candles per model")] = 288,
+) -> dict[str, Any]:
+    """The champion and its shadow challengers (the newest model of every other kind), live: each
+    scored on its last `window` filled predictions beside persistence on the same rows."""
+    champion = await queries.champion(pool, symbol, settings.interval)
+    challengers = await latest_challengers(pool, symbol, settings.interval)
+    roles = {m.version: ("challenger", m.kind) for m in challengers}
+    if champion is not None:
+        roles[champion["version"]] = ("champion", champion["kind"])
+    rows = await queries.leaderboard(pool, symbol, settings.interval, list(roles), window)
+    scored = {r["model_version"]: dict(r) for r in rows}
+    items = []
+    for version, (role, kind) in roles.items():
+        row = scored.get(version, {"rows": 0, "since": None, "until": None, "close_mae": None,
+                                   "persistence_mae": None, "direction_hit_rate": None, "coverage_80": None,
+                                   "coverage_95": None})
+        mae, persistence = row["close_mae"], row["persistence_mae"]
+        skill = 1 - mae / persistence if mae is not None and persistence else None
+        items.append({**row, "model_version": version, "kind": kind, "role": role, "skill": skill})
+    items.sort(key=lambda i: (i["skill"] is None, -(i["skill"] or 0.0)))
+    for rank, item in enumerate(items, 1):
+        item["rank"] = rank
+    return {"symbol": symbol, "interval": settings.interval, "window": window, "items": items}
 
 
 @router.get(

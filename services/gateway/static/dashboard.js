@@ -163,19 +163,38 @@ function drawDrift(page) {
   }
 }
 
+function drawLeaderboard(board) {
+  const body = $("leaderboard").querySelector("tbody");
+  body.innerHTML = "";
+  for (const m of board.items) {
+    const row = document.createElement("tr");
+    const cells = [m.rank, m.model_version, m.kind, m.role, m.rows, fmt(m.close_mae, 4), fmt(m.persistence_mae, 4),
+      pct(m.skill, 2), pct(m.direction_hit_rate), pct(m.coverage_80)];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text === null || text === undefined ? "–" : String(text);
+      row.appendChild(cell);
+    }
+    if (m.skill !== null) row.className = m.skill > 0 ? "better" : "worse";
+    body.appendChild(row);
+  }
+}
+
 async function load() {
   const q = `symbol=${encodeURIComponent(state.symbol)}`;
   try {
-    const [series, futures, models, drift] = await Promise.all([
+    const [series, futures, models, drift, board] = await Promise.all([
       getJSON(`/series?${q}&limit=${state.limit}`),
       getJSON(`/futures?${q}&limit=${state.limit}`),
       getJSON(`/models?${q}&status=champion&limit=1`),
       getJSON(`/drift?${q}&limit=20`),
+      getJSON(`/models/leaderboard?${q}&window=288`),
     ]);
     drawSeries(series);
     drawFutures(futures);
     drawModel(models.items[0]);
     drawDrift(drift);
+    drawLeaderboard(board);
     showError("");
     document.body.dataset.ready = "1";
   } catch (error) {
