@@ -23,7 +23,6 @@ from testkit.waiting import eventually
 from tests.services.gateway.conftest import running as gateway_running
 from tests.services.predictor.support import (
     INTERVAL,
-    STEP,
     SYMBOL,
     TINY,
     TRAIN_CANDLES,
