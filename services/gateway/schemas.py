@@ -154,6 +154,15 @@ class Leaderboard(BaseModel):
     items: list[LeaderboardRow]
 
 
+class ModelCard(ModelOut):
+    feature_importance: dict[str, dict[str, float]] | None = Field(
+        None, description="permutation importance on the test part: feature -> close_mae_increase (relative), "
+                          "direction_drop (accuracy lost)")
+    config: dict[str, Any] | None = Field(None, description="the training configuration")
+    interval_calibration: dict[str, Any] | None = Field(
+        None, description="rows the intervals were calibrated on, and the close multipliers at 80/90/95%")
+
+
 class ModelList(BaseModel):
     symbol: str
     interval: str

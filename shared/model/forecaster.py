@@ -93,6 +93,14 @@ class Forecaster(Protocol):
         """The candle after the last row: the single-window path."""
         ...
 
+    def inputs(self, candles: pd.DataFrame, end_indices: np.ndarray) -> np.ndarray:
+        """The model's inputs for the end indices, features on the last axis (windows or flat rows)."""
+        ...
+
+    def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scaled regression outputs [n, 4], raw p_up [n])."""
+        ...
+
     def save_files(self, folder: Path) -> tuple[str, ...]:
         """Write the kind's own files (beside `preprocessing.json` and `metadata.json`); returns their names."""
         ...

@@ -23,6 +23,7 @@ from shared.model._tf import keras_module
 from shared.model.dataset import CLOSE, Preprocessing, SampleSet, make_windows, temporal_split
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.forecaster import Forecaster, fitter_of
+from shared.model.importance import permutation_importance
 from shared.model.inference import LoadedModel
 from shared.model.intervals import TARGETS as INTERVAL_TARGETS
 from shared.model.intervals import fit_conformal, recent_volatility
@@ -386,6 +387,8 @@ def train_model(
     test_start = None
     if len(split.test):
         evaluation = evaluate(fit.model, candles, end_indices=split.test)
+        fit.model.metadata["feature_importance"] = permutation_importance(fit.model, candles, split.test,
+                                                                         seed=config.seed)
         test_start = int(samples.open_times[split.test[0] + 1])
         for alarm in evaluation.alarms:
             log.warning(alarm)

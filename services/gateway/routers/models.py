@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from services.gateway import queries
 from services.gateway.deps import PoolDep, SettingsDep, SymbolDep
-from services.gateway.schemas import Leaderboard, ModelList, ModelOut, Problem
+from services.gateway.schemas import Leaderboard, ModelCard, ModelList, ModelOut, Problem
+from shared.model.intervals import LEVELS, Conformal
 from shared.storage.models_registry import latest_challengers
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -71,3 +73,39 @@ async def current_model(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep)
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model for {symbol} {settings.interval} yet")
     return model
+
+
+# After every fixed path ("/current", "/leaderboard"): "/{version}" would capture them.
+@router.get("/{version}", response_model=ModelCard,
+            responses={404: {"model": Problem, "description": "no such model for the symbol"}})
+async def model_card(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep,
+                     version: Annotated[str, Path(max_length=200)]) -> dict[str, Any]:
+    """One model: its metrics beside the baselines, and from its artifact the permutation feature
+    importance on the test part, the training configuration and the interval calibration."""
+    model = await queries.model(pool, symbol, settings.interval, version)
+    if model is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {version} for {symbol} {settings.interval}")
+    row = await pool.fetchrow("SELECT artifact_path FROM models WHERE version = $1", version)
+    card = read_card(settings.model_dir, row["artifact_path"]) if row else {}
+    return {**model, **card}
+
+
+def read_card(model_dir: Any, artifact_path: str) -> dict[str, Any]:
+    """What the artifact's metadata says beyond the table (empty when its files are gone)."""
+    from pathlib import Path as FilePath
+
+    folder = FilePath(artifact_path)
+    folder = folder if folder.is_absolute() else FilePath(model_dir) / folder
+    try:
+        metadata = json.loads((folder / "metadata.json").read_text())
+        preprocessing = json.loads((folder / "preprocessing.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    calibration = None
+    if preprocessing.get("conformal"):
+        conformal = Conformal.from_dict(preprocessing["conformal"])
+        calibration = {"rows": conformal.samples,
+                       **{f"close_multiplier_{round(level * 100)}": conformal.multiplier("close", level)
+                          for level in LEVELS}}
+    return {"feature_importance": metadata.get("feature_importance"), "config": metadata.get("config"),
+            "interval_calibration": calibration}

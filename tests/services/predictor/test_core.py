@@ -64,6 +64,12 @@ class ShiftModel:
     def predict_next(self, candles: pd.DataFrame) -> NextCandle:
         return self.predict_many(candles, [len(candles) - 1])[0]
 
+    def inputs(self, candles: pd.DataFrame, end_indices: Any) -> np.ndarray:
+        return candles["close"].to_numpy(np.float64)[np.asarray(end_indices, np.int64)][:, None, None]
+
+    def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((len(inputs), 4), np.log1p(self.shift)), np.full(len(inputs), 1.7)
+
     def save_files(self, folder: Path) -> tuple[str, ...]:
         return ()
 

@@ -88,3 +88,22 @@ async def test_challengers_predict_in_the_shadow_and_the_bad_one_ranks_last(
     assert items[bad]["persistence_mae"] == pytest.approx(items[good]["persistence_mae"])  # the same rows
     assert all(0 <= item["coverage_80"] <= 1 for item in board["items"])
     assert json.loads(json.dumps(board))  # plain JSON
+
+
+async def test_a_model_card_shows_the_importance_and_the_calibration(
+    settings: Settings, db: asyncpg.Connection, tiny_models: list[Path]
+) -> None:
+    version = await make_champion(db, tiny_models[0])
+    async with gateway_running(create_app(settings)) as client:
+        card = (await client.get(f"/models/{version}")).json()
+        missing = await client.get("/models/no-such-version")
+        current = await client.get("/models/current")
+    assert card["version"] == version and card["kind"] == "lstm"
+    importance = card["feature_importance"]
+    assert set(importance) == set(json.loads((tiny_models[0] / "preprocessing.json").read_text())["features"])
+    # The tiny model learned AR(1) returns: it leans most on the last return, which the generated
+    # candles carry twice (their open is the previous close, so the body is the return too).
+    assert max(importance, key=lambda f: importance[f]["close_mae_increase"]) in ("ret_close", "body")
+    assert card["interval_calibration"]["rows"] > 50
+    assert card["interval_calibration"]["close_multiplier_95"] > card["interval_calibration"]["close_multiplier_80"]
+    assert missing.status_code == 404 and current.status_code == 200 and current.json()["version"] == version
