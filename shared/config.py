@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Model kinds the trainer trains on every run (`shared.model.forecaster.KINDS`); the best on the
     # same unseen rows is compared with the champion.
     model_kinds: Annotated[list[str], NoDecode] = ["lstm", "gbm"]
+    # > 0: a candidate that beats the champion on the test rows must also beat it live, on this
+    # many candles both predicted (it predicts in the shadow meanwhile); 0: promoted at once.
+    promote_requires_live: int = Field(default=0, ge=0)
     # A delivery whose handler fails for a reason other than the infrastructure (a bug, a value
     # the database refuses) is tried `handler_attempts` times (backoff from `handler_backoff_seconds`,
     # doubled each time), then its messages one by one: those that still fail go to dead-letter

@@ -48,6 +48,8 @@ async def serve(
         if resumed:
             log.warning("resuming interrupted training of %s", ", ".join(resumed))
         background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
+        if settings.promote_requires_live > 0:
+            background.append(asyncio.create_task(watch_live(trainer, settings.symbols), name="live-promotion"))
         triggers_topics = [settings.topic(t) for t in (topics.TICKS, topics.DRIFT, topics.TRAIN_REQUESTS)]
         background.append(asyncio.create_task(
             report_lag_forever(SERVICE, settings.kafka, group_id(settings), triggers_topics,
@@ -61,6 +63,17 @@ async def serve(
         if trainer.executor is not executor and isinstance(trainer.executor, ProcessPoolExecutor):
             shutdown_executor(trainer.executor)
         await pool.close()
+
+
+async def watch_live(trainer: Trainer, symbols: list[str], period: float = 30.0) -> None:
+    """Now and then, let the live evidence decide on the candidates waiting for it."""
+    while True:
+        await asyncio.sleep(period)
+        for symbol in symbols:
+            try:
+                await trainer.check_live(symbol)
+            except Exception as exc:  # a database hiccup: the next round decides
+                log.warning("live promotion check for %s failed: %s", symbol, exc)
 
 
 def run(args: argparse.Namespace) -> int:

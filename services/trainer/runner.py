@@ -137,6 +137,13 @@ class Trainer:
             await self._record(symbol, candidate)
             if candidate is not outcome:  # beaten by another kind on the same rows
                 await registry.reject(self.pool, candidate.version)
+        if verdict.promote and champion is not None and self.settings.promote_requires_live > 0:
+            message = (f"{verdict.message}; predicts in the shadow until {self.settings.promote_requires_live} live "
+                       f"candles decide; {kinds}; {why}")
+            await store.finish_job(self.pool, job_id, "pending", message, outcome.version)
+            log.info(message)
+            self._score(symbol, outcome, keep={outcome.version, champion.version})
+            return "pending"
         if verdict.promote:
             champion_now = await registry.promote(self.pool, outcome.version)
             await store.finish_job(self.pool, job_id, "success", f"{verdict.message}; {kinds}; {why}",
@@ -153,6 +160,43 @@ class Trainer:
         log.warning(verdict.message)
         self._score(symbol, outcome, keep={outcome.version, champion.version} if champion else {outcome.version})
         return "rejected"
+
+    async def check_live(self, symbol: str) -> list[str]:
+        """Candidates waiting for live evidence: promoted once they beat the champion on
+        `promote_requires_live` candles both predicted, rejected once they lose; returns the verdicts."""
+        interval = self.settings.interval
+        needed = self.settings.promote_requires_live
+        verdicts = []
+        for candidate in await registry.pending_candidates(self.pool, symbol, interval):
+            champion = await registry.get_champion(self.pool, symbol, interval)
+            if champion is None:
+                break
+            rows, mine, theirs = await store.live_evidence(self.pool, symbol, interval, candidate.version,
+                                                           champion.version)
+            if rows < needed:
+                continue
+            better = mine < theirs
+            message = (f"{candidate.version} {'promoted' if better else 'rejected'} on live evidence: close MAE "
+                       f"{mine:.4f} vs champion {champion.version} {theirs:.4f} on the last {rows} candles both "
+                       "predicted")
+            job_id = await store.start_job(self.pool, store.TRAIN, symbol, interval, "live evidence")
+            if better:
+                promoted = await registry.promote(self.pool, candidate.version)
+                await store.finish_job(self.pool, job_id, "success", message, candidate.version)
+                await self.broker.publish(
+                    ModelPromoted(symbol=symbol, interval=interval, version=candidate.version,
+                                  artifact_path=candidate.artifact_path,
+                                  metrics={k: v for k, v in candidate.metrics.items() if k in SCORES}),
+                    self.settings.topic(topics.MODELS), key=topics.symbol_key(symbol))
+                PROMOTIONS.labels(symbol).inc()
+                await self.rebuild(promoted)
+            else:
+                await registry.reject(self.pool, candidate.version)
+                await store.finish_job(self.pool, job_id, "rejected", message, candidate.version)
+                REJECTED.labels(symbol).inc()
+            log.info(message)
+            verdicts.append(message)
+        return verdicts
 
     async def _training_candles(self, symbol: str) -> pd.DataFrame:
         interval = self.settings.interval

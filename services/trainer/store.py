@@ -81,3 +81,26 @@ async def write_series(db: Db, symbol: str, interval: str, version: str, rows: S
             "series", records=records, columns=["symbol", "interval", "model_version", *_SERIES_COLUMNS]
         )
     return len(records)
+
+
+async def live_evidence(db: Db, symbol: str, interval: str, candidate: str, champion: str,
+                        limit: int = 1_000_000) -> tuple[int, float, float]:
+    """(rows, candidate close MAE, champion close MAE) on the newest candles both predicted live and
+    that closed: the candidate's shadow rows joined with the champion's served rows."""
+    row = await db.fetchrow(
+        """SELECT count(*) AS n, avg(abs(s.real_close - s.pred_close)) AS mine,
+                  avg(abs(f.real_close - f.pred_close)) AS theirs
+           FROM (SELECT s.* FROM shadow_futures s
+                 JOIN futures f ON f.symbol = s.symbol AND f.interval = s.interval AND f.time = s.time
+                 WHERE s.symbol = $1 AND s.interval = $2 AND s.model_version = $3 AND f.model_version = $4
+                   AND s.real_close IS NOT NULL AND f.real_close IS NOT NULL
+                 ORDER BY s.time DESC LIMIT $5) s
+           JOIN futures f ON f.symbol = s.symbol AND f.interval = s.interval AND f.time = s.time""",
+        symbol,
+        interval,
+        candidate,
+        champion,
+        limit,
+    )
+    assert row is not None
+    return int(row["n"]), float(row["mine"] or 0.0), float(row["theirs"] or 0.0)

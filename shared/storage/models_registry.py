@@ -165,13 +165,29 @@ async def list_models(db: Db, symbol: str, interval: str, limit: int = 50) -> li
 
 
 async def latest_challengers(db: Db, symbol: str, interval: str) -> list[ModelRecord]:
-    """The newest model of every kind but the champion's (any status but champion): the shadows."""
+    """The shadows: the newest model of every kind but the champion's, and every candidate waiting
+    for live evidence (`promote_requires_live`), whatever its kind."""
     rows = await db.fetch(
-        """SELECT DISTINCT ON (kind) * FROM models
-           WHERE symbol = $1 AND interval = $2 AND status <> 'champion'
-             AND kind <> COALESCE((SELECT kind FROM models
-                                   WHERE symbol = $1 AND interval = $2 AND status = 'champion'), '')
-           ORDER BY kind, created_at DESC, version DESC""",
+        """SELECT * FROM (
+               SELECT DISTINCT ON (kind) * FROM models
+               WHERE symbol = $1 AND interval = $2 AND status IN ('candidate', 'rejected')
+                 AND kind <> COALESCE((SELECT kind FROM models
+                                       WHERE symbol = $1 AND interval = $2 AND status = 'champion'), '')
+               ORDER BY kind, created_at DESC, version DESC
+           ) AS other_kinds
+           UNION
+           SELECT * FROM models WHERE symbol = $1 AND interval = $2 AND status = 'candidate'
+           ORDER BY created_at DESC, version DESC""",
+        symbol,
+        interval,
+    )
+    return [ModelRecord.from_row(r) for r in rows]
+
+
+async def pending_candidates(db: Db, symbol: str, interval: str) -> list[ModelRecord]:
+    """Candidates neither promoted nor rejected: waiting for live evidence."""
+    rows = await db.fetch(
+        "SELECT * FROM models WHERE symbol = $1 AND interval = $2 AND status = 'candidate' ORDER BY created_at",
         symbol,
         interval,
     )

@@ -235,3 +235,51 @@ async def test_every_configured_kind_trains_and_the_best_on_the_same_rows_is_pro
     assert maes[winner["kind"]] == min(maes.values())  # the best kind on the same rows won
     assert all(kind in first["message"] for kind in ("lstm", "gbm", "linear"))
     assert "gbm failed" in last["message"] and "lstm" in last["message"] and "linear" in last["message"]
+
+
+async def test_with_live_evidence_required_a_better_candidate_waits_in_the_shadow_then_wins(
+    settings: Settings, db: asyncpg.Connection, worker: Executor, tmp_path: Path
+) -> None:
+    from shared.model.artifacts import save_model
+    from shared.model.training import train
+
+    settings = settings.model_copy(update={"model_kinds": ["lstm"], "promote_requires_live": 5})
+    frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
+    weak = save_model(train("lstm", frame, BAD), settings.model_dir, SYMBOL, INTERVAL)  # learned nothing
+    champion = await make_champion(db, weak)
+    await store_candles(db, as_candles(frame))
+    pool = await create_pool(settings.database)
+    broker = make_broker(settings, "trainer")
+    await broker.start()
+    try:
+        trainer = Trainer(settings, pool, broker, worker, TINY)
+        assert await trainer.run(SYMBOL, ["a better model"]) == "pending"
+        [job] = await _jobs(db)
+        candidate = job["model_version"]
+        assert job["status"] == "pending" and "live candles decide" in job["message"]
+        assert (await registry.get_champion(db, SYMBOL, INTERVAL)).version == champion  # type: ignore[union-attr]
+        assert candidate in [m.version for m in await registry.latest_challengers(db, SYMBOL, INTERVAL)]
+
+        async def live(version: str, table: str, error: float, times: range) -> None:
+            for t in times:
+                await db.execute(
+                    f"""INSERT INTO {table} (symbol, interval, time, base_time, pred_open, pred_high, pred_low,
+                                            pred_close, pred_amplitude, p_up, base_close, real_open, real_close,
+                                            model_version)
+                        VALUES ($1, $2, $3::bigint, $3::bigint - $4::bigint, 100, 101, 99, $5, 0.02, 0.5, 100, 100, 100, $6)""",
+                    SYMBOL, INTERVAL, t, STEP, 100 + error, version)
+
+        start = int(frame["open_time"].iloc[-1]) + STEP
+        await live(champion, "futures", 2.0, range(start, start + 4 * STEP, STEP))
+        await live(candidate, "shadow_futures", 1.0, range(start, start + 4 * STEP, STEP))
+        assert await trainer.check_live(SYMBOL) == []  # four candles: not enough evidence yet
+        await live(champion, "futures", 2.0, range(start + 4 * STEP, start + 6 * STEP, STEP))
+        await live(candidate, "shadow_futures", 1.0, range(start + 4 * STEP, start + 6 * STEP, STEP))
+        [verdict] = await trainer.check_live(SYMBOL)
+    finally:
+        await broker.stop()
+        await pool.close()
+    assert "promoted on live evidence" in verdict and "on the last 6 candles" in verdict
+    assert (await registry.get_champion(db, SYMBOL, INTERVAL)).version == candidate  # type: ignore[union-attr]
+    announced = await read_json(settings, topics.MODELS)
+    assert [a["version"] for a in announced] == [candidate]
