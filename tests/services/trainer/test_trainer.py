@@ -266,7 +266,8 @@ async def test_with_live_evidence_required_a_better_candidate_waits_in_the_shado
                     f"""INSERT INTO {table} (symbol, interval, time, base_time, pred_open, pred_high, pred_low,
                                             pred_close, pred_amplitude, p_up, base_close, real_open, real_close,
                                             model_version)
-                        VALUES ($1, $2, $3::bigint, $3::bigint - $4::bigint, 100, 101, 99, $5, 0.02, 0.5, 100, 100, 100, $6)""",
+                        VALUES ($1, $2, $3::bigint, $3::bigint - $4::bigint, 100, 101, 99, $5, 0.02, 0.5, 100, 100,
+                                100, $6)""",
                     SYMBOL, INTERVAL, t, STEP, 100 + error, version)
 
         start = int(frame["open_time"].iloc[-1]) + STEP
