@@ -19,7 +19,7 @@ from shared.model.dataset import SampleSet, sample_gap
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.features import LOOKBACK
 from shared.model.forecaster import DEFAULT_KIND, fitter_of
-from shared.model.training import TrainConfig
+from shared.model.training import MIN_CALIBRATION_ROWS, TrainConfig, calibrate_intervals
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ def walk_forward(
 
         fold_config = replace(config, seed=config.seed + i)
         fit = fitter(samples, train, val, fold_config, on_epoch, None)
+        if len(val) >= MIN_CALIBRATION_ROWS:  # on the fold's own validation part, as training does
+            calibrate_intervals(fit.model, candles, val)
         evaluation = evaluate(fit.model, candles, end_indices=test)
         times = samples.open_times
         fold = Fold(
@@ -141,6 +143,8 @@ def fold_summary(result: BacktestResult) -> list[dict[str, float | int]]:
                 "dm_p_value": m["dm_p_value"],
                 "direction_accuracy": m["direction_accuracy"],
                 "direction_p_value": m["direction_p_value"],
+                **{k: m[k] for k in ("coverage_80", "width_80", "coverage_90", "width_90") if k in m},
+                "naive_width_90": p.get("width_90", float("nan")),
             }
         )
     return rows
