@@ -84,6 +84,7 @@ def run(csv: list[Path] | None, epochs: int, repeats: int, batch: int) -> dict[s
     keras_batch = time.perf_counter() - start
 
     return {
+        "kinds": kinds_report(candles, repeats),
         "source": source,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **library_versions()},
         "training": {
@@ -105,7 +106,33 @@ def run(csv: list[Path] | None, epochs: int, repeats: int, batch: int) -> dict[s
     }
 
 
+def kinds_report(candles: Any, repeats: int) -> dict[str, Any]:
+    """The tabular kinds on the same 90 days: training time, and one window through the full path
+    (features + model) beside the model's own forward pass alone (the floor)."""
+    from shared.model.training import train
+
+    report = {}
+    for kind in ("gbm", "linear"):
+        started = time.perf_counter()
+        result = train(kind, candles, TrainConfig())
+        seconds = time.perf_counter() - started
+        model = result.model
+        tail = candles.iloc[-model.history_needed :].reset_index(drop=True)
+        inputs = model.inputs(tail, np.array([len(tail) - 1]))
+        full = _timed(lambda m=model, t=tail: m.predict_next(t), repeats)
+        floor = _timed(lambda m=model, x=inputs: m.raw_outputs(x), repeats)
+        report[kind] = {"train_seconds": seconds, "predict_next": full, "forward_only": floor,
+                        "ratio_p50": full["p50_ms"] / floor["p50_ms"],
+                        "test_direction_accuracy": result.metrics.get("direction_accuracy"),
+                        "test_skill": result.metrics.get("skill")}
+    return report
+
+
 def print_table(report: dict[str, Any]) -> None:
+    print(f"{'kind':8}{'train s':>9}{'predict_next p50 ms':>21}{'forward p50 ms':>16}{'ratio':>7}")
+    for kind, row in report["kinds"].items():
+        print(f"{kind:8}{row['train_seconds']:>9.2f}{row['predict_next']['p50_ms']:>21.3f}"
+              f"{row['forward_only']['p50_ms']:>16.3f}{row['ratio_p50']:>7.1f}")
     t = report["training"]
     print(f"data: {report['source']}; machine: {report['machine']['cpus']} CPUs")
     print(
