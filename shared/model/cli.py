@@ -69,6 +69,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--long-above", type=float, default=0.55, help="trading: long when p_up is above")
         parser.add_argument("--short-below", type=float, default=0.45, help="trading: short when p_up is below")
         parser.add_argument("--fee", type=float, default=0.001, help="trading: fee per side (Binance taker 0.1%%)")
+        parser.add_argument("--report", type=Path, metavar="FILE.html", help="also write a page of plots here")
 
 
 def _identity(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
@@ -240,18 +241,23 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
     symbol, interval = _identity(args, settings)
     candles = _candles(args, settings, symbol, interval)
-    payloads, texts = [], []
+    payloads, texts, results = [], [], {}
     for kind in _kinds(args):
-        payload, text = _backtest_one(args, settings, kind, symbol, interval, candles)
+        payload, text, results[kind] = _backtest_one(args, settings, kind, symbol, interval, candles)
         payloads.append(payload)
         texts.append(text)
+    if args.report:
+        from shared.model.report_html import backtest_page
+
+        args.report.write_text(backtest_page(f"walk-forward backtest, {symbol} {interval}", results))
+        texts.append(f"report: {args.report}")
     _print(args, payloads[0] if len(payloads) == 1 else {"results": payloads}, "\n\n".join(texts))
     return 0
 
 
 def _backtest_one(
     args: argparse.Namespace, settings: Settings, kind: str, symbol: str, interval: str, candles: pd.DataFrame
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], str, Any]:
     from shared.model.backtest import fold_summary, walk_forward
     from shared.model.report import alarm_block, metrics_table
     from shared.model.trading import Strategy
@@ -302,7 +308,7 @@ def _backtest_one(
         "trading": trading,
         "alarms": result.alarms,
     }
-    return payload, "\n".join(lines)
+    return payload, "\n".join(lines), result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,3 +86,19 @@ def test_the_cli_trains_every_kind(candles: pd.DataFrame, tmp_path: Path, capsys
     out = json.loads(capsys.readouterr().out)
     assert [r["kind"] for r in out["results"]] == list(KINDS)
     assert all(set(r["metrics"]) == {"model", "persistence", "mean_drift", "ema"} for r in out["results"])
+
+
+def test_the_backtest_report_is_one_self_contained_page(candles: pd.DataFrame, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    csv = write_archive_csv(tmp_path / "ETHUSDT-5m-2024-01.csv", candles)
+    report = tmp_path / "report.html"
+    args = ["backtest", "--csv", str(csv), "--window", "10", "--kind", "linear", "--folds", "3",
+            "--report", str(report)]
+    assert main(args) == 0
+    page = report.read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    for title in ("close skill against persistence", "direction accuracy per fold", "reliability of p_up",
+                  "high and low MAE beside persistence", "coverage of the 90% close interval"):
+        assert title in page
+    assert page.count("<svg") == 5
+    assert f"report: {report}" in capsys.readouterr().out
