@@ -8,6 +8,7 @@ serves reads never pays for it.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -28,6 +29,12 @@ class PredictedCandle(BaseModel):
     close: float
     amplitude: float = Field(description="(high - low) / open")
     p_up: float = Field(description="probability that close > open")
+    method: Literal["model", "fed back"] = Field(
+        "model", description="model: the next candle as the model predicts it; fed back: the model again, with the "
+                             "earlier predicted candles appended as if they had happened")
+    direct_close: float | None = Field(
+        None, description="the close of this step by the model's direct head for this horizon (trained on the "
+                          "close h candles ahead, nothing fed back), where one exists (3 and 12 by default)")
     intervals: dict[str, Bounds] = Field(
         default_factory=dict,
         description="calibrated intervals: close_80, close_95, high_80, ... -> [lo, hi] (the first step; later "
@@ -44,7 +51,7 @@ class PredictResponse(BaseModel):
     steps: list[PredictedCandle] = Field(description="`horizon` candles; steps after the first see earlier predictions")
 
 
-def _candle(step: NextCandle, first: bool) -> PredictedCandle:
+def _candle(step: NextCandle, first: bool, direct: float | None) -> PredictedCandle:
     return PredictedCandle(
         time=step.target_time,
         open=step.open,
@@ -54,6 +61,8 @@ def _candle(step: NextCandle, first: bool) -> PredictedCandle:
         amplitude=step.amplitude,
         p_up=step.p_up,
         intervals={k: list(v) for k, v in served(step.intervals).items()} if first else {},
+        method="model" if first else "fed back",
+        direct_close=direct,
     )
 
 
@@ -68,6 +77,7 @@ def predict(
     """
     need = int(loaded.history_needed)
     frame = history.iloc[-need:].reset_index(drop=True)
+    direct = {h: float(closes[0]) for h, closes in loaded.forecast_horizons(frame, [len(frame) - 1]).items()}
     last = frame.iloc[-1]
     interval_ms = int(loaded.interval_ms)
     steps: list[PredictedCandle] = []
@@ -75,7 +85,7 @@ def predict(
     for _ in range(horizon):
         nxt = loaded.predict_next(frame)
         raw.append(nxt)
-        steps.append(_candle(nxt, first=not steps))
+        steps.append(_candle(nxt, first=not steps, direct=direct.get(len(steps) + 1)))
         fed_back = {
             **{name: last[name] for name in frame.columns},
             "open_time": nxt.target_time,

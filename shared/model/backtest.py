@@ -19,7 +19,7 @@ from shared.model.dataset import SampleSet, sample_gap
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.features import LOOKBACK
 from shared.model.forecaster import DEFAULT_KIND, fitter_of
-from shared.model.training import MIN_CALIBRATION_ROWS, TrainConfig, calibrate_intervals
+from shared.model.training import TrainConfig, finish_fit
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ def walk_forward(
 
         fold_config = replace(config, seed=config.seed + i)
         fit = fitter(samples, train, val, fold_config, on_epoch, None)
-        if len(val) >= MIN_CALIBRATION_ROWS:  # on the fold's own validation part, as training does
-            calibrate_intervals(fit.model, candles, val)
+        finish_fit(fit.model, candles, samples, train, val)  # intervals and horizon heads, as training does
         evaluation = evaluate(fit.model, candles, end_indices=test)
         times = samples.open_times
         fold = Fold(

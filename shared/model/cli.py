@@ -203,7 +203,7 @@ def _train_one(
         "split_sizes": result.split_sizes,
         "best_epoch": result.best_epoch,
         "train_seconds": result.train_seconds,
-        "metrics": metrics,
+        "metrics": result.evaluation.metrics_with_horizons() if result.evaluation else metrics,
         "alarms": result.alarms,
     }
     return payload, "\n".join(lines)
@@ -232,7 +232,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     text = metrics_table(evaluation.metrics, title)
     if evaluation.alarms:
         text += "\n\n" + alarm_block(evaluation.alarms)
-    payload = {"model": model.version, "kind": model.kind, "metrics": evaluation.metrics,
+    payload = {"model": model.version, "kind": model.kind, "metrics": evaluation.metrics_with_horizons(),
                "alarms": evaluation.alarms}
     _print(args, payload, text)
     return 0
@@ -304,7 +304,7 @@ def _backtest_one(
         "symbol": symbol,
         "interval": interval,
         "folds": folds,
-        "pooled": result.pooled.metrics,
+        "pooled": result.pooled.metrics_with_horizons(),
         "trading": trading,
         "alarms": result.alarms,
     }

@@ -82,6 +82,8 @@ class Preprocessing:
     clip: float = CLIP
     #: Conformal score quantiles fitted on the validation part (`shared.model.intervals.Conformal`).
     conformal: dict[str, Any] | None = None
+    #: Direct heads for the close h candles ahead (`shared.model.horizons.HorizonHeads`).
+    horizons: dict[str, Any] | None = None
 
     @property
     def history_needed(self) -> int:
@@ -102,6 +104,7 @@ class Preprocessing:
             "close_shrink": self.close_shrink,
             "p_up_shrink": self.p_up_shrink,
             "conformal": self.conformal,
+            "horizons": self.horizons,
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class Preprocessing:
             lookback=int(data["lookback"]),
             clip=float(data["clip"]),
             conformal=data.get("conformal"),
+            horizons=data.get("horizons"),
         )
 
     def log_ratios(self, network_outputs: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,8 @@ from shared.model.baselines import actual_candles, all_baselines
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import Forecast
 from shared.model.forecaster import Forecaster
-from shared.model.metrics import forecast_metrics
+from shared.model.horizons import reachable
+from shared.model.metrics import forecast_metrics, horizon_metrics
 from shared.model.report import leakage_alarms
 from shared.model.trading import Strategy
 
@@ -35,6 +37,25 @@ class Evaluation:
     interval_ms: int
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     alarms: list[str] = field(default_factory=list)
+    #: Direct horizons h > 1: h -> (actual close at t+h, the model's forecast, the close at t), on
+    #: the rows whose candle h steps later exists.
+    horizons: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def by_horizon(self) -> dict[str, dict[str, dict[str, float]]]:
+        """{"model": {"1": metrics, "3": ..., "12": ...}, "persistence": {...}}: each horizon against
+        its own persistence. Horizon 1 is the model's next candle."""
+        model = {"1": horizon_metrics(self.actual.close, self.forecasts[MODEL].close, self.base_close)}
+        persistence = {"1": horizon_metrics(self.actual.close, self.base_close, self.base_close)}
+        for h, (actual, predicted, base) in sorted(self.horizons.items()):
+            model[str(h)] = horizon_metrics(actual, predicted, base)
+            persistence[str(h)] = horizon_metrics(actual, base, base)
+        return {MODEL: model, "persistence": persistence}
+
+    def metrics_with_horizons(self) -> dict[str, dict[str, Any]]:
+        """`metrics`, with `by_horizon` inside the model's and persistence's blocks (for JSON)."""
+        nested = self.by_horizon()
+        return {name: {**m, **({"by_horizon": nested[name]} if name in nested else {})}
+                for name, m in self.metrics.items()}
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -67,6 +88,8 @@ class Evaluation:
             actual=Forecast.concat([p.actual for p in parts]),
             forecasts={n: Forecast.concat([p.forecasts[n] for p in parts]) for n in names},
             interval_ms=parts[0].interval_ms,
+            horizons={h: tuple(np.concatenate([p.horizons[h][i] for p in parts]) for i in range(3))  # type: ignore[misc]
+                      for h in set.intersection(*(set(p.horizons) for p in parts))},
         )
 
 
@@ -135,4 +158,11 @@ def evaluate(
             raise ValueError("every end index needs its next candle to evaluate against")
     if len(ends) == 0:
         raise ValueError(f"no rows to evaluate: the model needs {loaded.history_needed + 1} consecutive candles")
-    return evaluate_forecast(candles, ends, loaded.forecast(candles, ends), loaded)
+    evaluation = evaluate_forecast(candles, ends, loaded.forecast(candles, ends), loaded)
+    times = candles["open_time"].to_numpy(np.int64)
+    close = candles["close"].to_numpy(np.float64)
+    for h, predicted in loaded.forecast_horizons(candles, ends).items():
+        keep = np.isin(ends, reachable(times, ends, h, loaded.interval_ms))
+        rows = ends[keep]
+        evaluation.horizons[h] = (close[rows + h], predicted[keep], close[rows])
+    return evaluation

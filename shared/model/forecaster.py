@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from shared.model.dataset import Preprocessing, valid_end_indices
+from shared.model.features import compute_features
 from shared.model.forecast import Forecast, NextCandle, next_candles
+from shared.model.horizons import HorizonHeads
 from shared.model.intervals import LEVELS, Conformal, label, recent_volatility
 from shared.model.intervals import TARGETS as INTERVAL_TARGETS
 
@@ -95,6 +97,12 @@ class Forecaster(Protocol):
 
     def inputs(self, candles: pd.DataFrame, end_indices: np.ndarray) -> np.ndarray:
         """The model's inputs for the end indices, features on the last axis (windows or flat rows)."""
+        ...
+
+    def forecast_horizons(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray
+    ) -> dict[int, np.ndarray]:
+        """The close h candles after each end index, by the direct heads (h > 1)."""
         ...
 
     def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +191,21 @@ class ForecasterBase:
                     forecast.bounds[label(target, nominal)] = conformal.bounds(target, level,
                                                                               getattr(forecast, target), sigma)
         return forecast
+
+    def forecast_horizons(
+        self, candles: pd.DataFrame, end_indices: Sequence[int] | np.ndarray
+    ) -> dict[int, np.ndarray]:
+        """The close h candles after each end index, by each direct head (empty without heads)."""
+        if self.preprocessing.horizons is None:
+            return {}
+        ends = np.asarray(end_indices, dtype=np.int64)
+        lo, hi = self.check_ends(candles, ends)
+        if len(ends) == 0:
+            return {}
+        heads = HorizonHeads.from_dict(self.preprocessing.horizons)
+        scaled = self.preprocessing.scale_features(compute_features(candles.iloc[lo:hi]))
+        base = candles["close"].to_numpy(np.float64)[ends]
+        return {h: base * np.exp(r) for h, r in heads.log_ratios(scaled, ends - lo).items()}
 
     @property
     def conformal(self) -> Conformal | None:

@@ -21,6 +21,7 @@ import pandas as pd
 from shared.model.dataset import Preprocessing, make_windows
 from shared.model.features import compute_features
 from shared.model.forecaster import ForecasterBase
+from shared.model.linear_algebra import sigmoid
 from shared.model.network import CLASSIFICATION_HEAD, MEMBER_PREFIX, REGRESSION_HEAD, lstm_name
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,6 @@ KERAS_FILE = "model.keras"
 
 _CHUNK = 1024  # samples per forward chunk: bounds memory at ~60 MB for W=60, 32 units
 
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function without overflow warnings for large |x|."""
-    result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * x))
-    return result
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ class NumpyNetwork:
         outputs = np.empty((batch, steps, units)) if sequences else None
         for t in range(steps):
             z = projected[:, t] + h @ recurrent
-            gates = _sigmoid(z)
+            gates = sigmoid(z)
             c = gates[:, units : 2 * units] * c + gates[:, :units] * np.tanh(z[:, 2 * units : 3 * units])
             h = gates[:, 3 * units :] * np.tanh(c)
             if outputs is not None:
@@ -98,7 +94,7 @@ class NumpyNetwork:
             for i, weights in enumerate(self.lstm):
                 hidden = self._lstm(hidden, weights, sequences=i < len(self.lstm) - 1)
             regs.append(hidden @ self.reg[0] + self.reg[1])
-            probs.append(_sigmoid(hidden @ self.cls[0] + self.cls[1])[:, 0])
+            probs.append(sigmoid(hidden @ self.cls[0] + self.cls[1])[:, 0])
         return np.concatenate(regs), np.concatenate(probs)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.model.dataset import Preprocessing, SampleSet
+from shared.model.linear_algebra import ridge, sigmoid, with_bias
 from shared.model.metrics import log_loss
 from shared.model.tabular import TabularData, TabularForecaster
 from shared.model.training import FitResult, Progress, TrainConfig, calibrate_on_validation
@@ -24,32 +25,14 @@ from shared.model.training import FitResult, Progress, TrainConfig, calibrate_on
 WEIGHTS_FILE = "linear.npz"
 
 
-def _with_bias(x: np.ndarray) -> np.ndarray:
-    return np.column_stack([x, np.ones(len(x))])
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return result
-
-
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Weights [features + 1, targets] minimising |xw - y|^2 + alpha |w|^2 (the bias unpenalised)."""
-    xb = _with_bias(x)
-    penalty = alpha * np.eye(xb.shape[1])
-    penalty[-1, -1] = 0.0
-    weights: np.ndarray = np.linalg.solve(xb.T @ xb + penalty, xb.T @ y)
-    return weights
-
-
 def logistic(x: np.ndarray, up: np.ndarray, alpha: float, steps: int = 25) -> np.ndarray:
     """Weights [features + 1] of an L2 logistic regression, by Newton's method."""
-    xb = _with_bias(x)
+    xb = with_bias(x)
     w = np.zeros(xb.shape[1])
     penalty = alpha * np.eye(xb.shape[1])
     penalty[-1, -1] = 0.0
     for _ in range(steps):
-        p = _sigmoid(xb @ w)
+        p = sigmoid(xb @ w)
         gradient = xb.T @ (p - up) + penalty @ w
         hessian = (xb * (p * (1 - p))[:, None]).T @ xb + penalty
         step = np.linalg.solve(hessian, gradient)
@@ -73,8 +56,8 @@ class LinearForecaster(TabularForecaster):
         return "linear"
 
     def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xb = _with_bias(np.asarray(inputs, np.float64))
-        return xb @ self.regression, _sigmoid(xb @ self.classification)
+        xb = with_bias(np.asarray(inputs, np.float64))
+        return xb @ self.regression, sigmoid(xb @ self.classification)
 
     def save_files(self, folder: Path) -> tuple[str, ...]:
         with (folder / WEIGHTS_FILE).open("wb") as out:
@@ -106,9 +89,9 @@ def fit_linear(
             best = (0.0, alpha, reg, cls)
             break
         # The validation loss of both heads, as the LSTM's training weighs them.
-        residual = _with_bias(data.x_val) @ reg - data.y_val
+        residual = with_bias(data.x_val) @ reg - data.y_val
         loss = float(np.mean(np.abs(residual))) + config.cls_weight * log_loss(
-            _sigmoid(_with_bias(data.x_val) @ cls), data.up_val)
+            sigmoid(with_bias(data.x_val) @ cls), data.up_val)
         if best is None or loss < best[0]:
             best = (loss, alpha, reg, cls)
     assert best is not None

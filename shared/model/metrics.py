@@ -167,6 +167,22 @@ def forecast_metrics(
     }
 
 
+def horizon_metrics(actual: np.ndarray, predicted: np.ndarray, base: np.ndarray) -> dict[str, float]:
+    """The close `h` candles ahead against its own persistence (the close when the forecast was made)."""
+    n = len(actual)
+    if n == 0:
+        return {"n": 0.0}
+    close_mae, persistence_mae = mae(actual, predicted), mae(actual, base)
+    same = np.array_equal(predicted, base)
+    _, dm_p = (math.nan, math.nan) if same else diebold_mariano(actual - predicted, actual - base)
+    moved = (predicted != base) & (actual != base)
+    direction = float(np.mean(np.sign(predicted[moved] - base[moved]) == np.sign(actual[moved] - base[moved]))) \
+        if moved.any() else math.nan
+    return {"n": float(n), "close_mae": close_mae, "close_rmse": rmse(actual, predicted),
+            "skill": 1 - close_mae / persistence_mae if persistence_mae > 0 else math.nan, "dm_p_value": dm_p,
+            "direction_accuracy": direction}
+
+
 def interval_metrics(actual: Forecast, predicted: Forecast) -> dict[str, float]:
     """`coverage_L`: share of real closes inside the close interval at level L; `width_L`: its mean
     width as a fraction of the real close. Only for forecasts that carry intervals."""

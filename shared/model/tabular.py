@@ -18,15 +18,9 @@ import pandas as pd
 from shared.model.dataset import CLOSE, Preprocessing, SampleSet
 from shared.model.features import compute_features
 from shared.model.forecaster import ForecasterBase
+from shared.model.linear_algebra import flat_rows
 
 log = logging.getLogger(__name__)
-
-
-def flat_rows(scaled: np.ndarray, ends: np.ndarray, lags: int) -> np.ndarray:
-    """[samples, lags * features]: the rows ending at each end index, newest first."""
-    if len(ends) == 0:
-        return np.zeros((0, lags * scaled.shape[1]))
-    return np.concatenate([scaled[ends - k] for k in range(lags)], axis=1)
 
 
 @dataclass(frozen=True)

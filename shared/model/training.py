@@ -23,6 +23,7 @@ from shared.model._tf import keras_module
 from shared.model.dataset import CLOSE, Preprocessing, SampleSet, make_windows, temporal_split
 from shared.model.evaluation import Evaluation, evaluate
 from shared.model.forecaster import Forecaster, fitter_of
+from shared.model.horizons import fit_horizon_heads
 from shared.model.importance import permutation_importance
 from shared.model.inference import LoadedModel
 from shared.model.intervals import TARGETS as INTERVAL_TARGETS
@@ -340,6 +341,17 @@ def train(
 MIN_CALIBRATION_ROWS = 50
 
 
+def finish_fit(model: Forecaster, candles: pd.DataFrame, samples: SampleSet, train_ends: np.ndarray,
+               val_ends: np.ndarray) -> None:
+    """What every kind gets after its fit, from the training and validation parts only: the
+    calibrated intervals and the direct horizon heads."""
+    if len(val_ends) >= MIN_CALIBRATION_ROWS:
+        calibrate_intervals(model, candles, val_ends)
+    heads = fit_horizon_heads(samples, model.preprocessing.scale_features(samples.features), train_ends, val_ends)
+    if heads is not None:
+        model.preprocessing = replace(model.preprocessing, horizons=heads.to_dict())
+
+
 def calibrate_intervals(model: Forecaster, candles: pd.DataFrame, validation_ends: np.ndarray) -> None:
     """Split conformal on the validation part: the test part stays unseen (`shared.model.intervals`)."""
     forecast = model.forecast(candles, validation_ends)
@@ -381,8 +393,7 @@ def train_model(
         )
     log.info("samples: %s (gap %d between parts)", split.sizes(), split.gap)
     fit = (fitter or fit_network)(samples, split.train, split.validation, config, progress, cancel)
-    if len(split.validation) >= MIN_CALIBRATION_ROWS:
-        calibrate_intervals(fit.model, candles, split.validation)
+    finish_fit(fit.model, candles, samples, split.train, split.validation)
     evaluation = None
     test_start = None
     if len(split.test):

@@ -236,6 +236,12 @@ async def test_predict_json_and_csv_with_a_trained_model(
     direct = loaded.predict_next(frame(candles)[list(FIELDS)].astype({"open_time": "int64"}))
     assert body["next"]["close"] == pytest.approx(direct.close, rel=1e-9)
     assert body["next"]["p_up"] == pytest.approx(direct.p_up, rel=1e-9)
+    # Each step says how it was made; step 3 also carries the direct 3-candle head's close.
+    assert [s["method"] for s in body["steps"]] == ["model", "fed back", "fed back"]
+    heads = loaded.forecast_horizons(frame(candles)[list(FIELDS)].astype({"open_time": "int64"}), [len(candles) - 1])
+    assert [s["direct_close"] for s in body["steps"]] == [None, None, pytest.approx(float(heads[3][0]), rel=1e-9)]
+    assert set(body["next"]["intervals"]) == {f"{t}_{lv}" for t in ("close", "high", "low") for lv in (80, 95)}
+    assert body["steps"][1]["intervals"] == {}
 
     csv = write_archive_csv(tmp_path / "h.csv", frame(candles)).read_bytes()
     response = await client.post("/predict", files={"file": ("h.csv", csv, "text/csv")}, data={"horizon": "2"})

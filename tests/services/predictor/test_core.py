@@ -70,6 +70,9 @@ class ShiftModel:
     def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.full((len(inputs), 4), np.log1p(self.shift)), np.full(len(inputs), 1.7)
 
+    def forecast_horizons(self, candles: pd.DataFrame, end_indices: Any) -> dict[int, np.ndarray]:
+        return {}
+
     def save_files(self, folder: Path) -> tuple[str, ...]:
         return ()
 

@@ -102,3 +102,24 @@ def test_the_backtest_report_is_one_self_contained_page(candles: pd.DataFrame, t
         assert title in page
     assert page.count("<svg") == 5
     assert f"report: {report}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_direct_horizons_are_judged_against_their_own_persistence(kind: str, trained: dict[str, TrainResult],
+                                                                    candles: pd.DataFrame, tmp_path: Path) -> None:
+    result = trained[kind]
+    assert result.evaluation is not None
+    by_horizon = result.evaluation.by_horizon()
+    assert set(by_horizon["model"]) == {"1", "3", "12"} == set(by_horizon["persistence"])
+    for h in ("3", "12"):
+        model, persistence = by_horizon["model"][h], by_horizon["persistence"][h]
+        assert model["n"] == persistence["n"] > 100
+        assert persistence["skill"] == 0.0
+        # AR(1) returns with phi 0.5 carry over a few candles: the 3-candle head beats persistence.
+        if h == "3":
+            assert model["skill"] > 0 and model["close_mae"] < persistence["close_mae"]
+    # The heads travel with the model.
+    loaded = load_model(save_model(result, tmp_path, "BTCUSDT", "5m"))
+    ends = np.arange(loaded.history_needed - 1, len(candles) - 12)
+    for h, closes in result.model.forecast_horizons(candles, ends).items():
+        np.testing.assert_array_equal(closes, loaded.forecast_horizons(candles, ends)[h])

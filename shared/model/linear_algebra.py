@@ -1,0 +1,31 @@
+"""The small pieces of linear algebra the tabular kinds and the horizon heads share."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flat_rows(scaled: np.ndarray, ends: np.ndarray, lags: int) -> np.ndarray:
+    """[samples, lags * features]: the rows ending at each end index, newest first."""
+    if len(ends) == 0:
+        return np.zeros((0, lags * scaled.shape[1]))
+    return np.concatenate([scaled[ends - k] for k in range(lags)], axis=1)
+
+
+def with_bias(x: np.ndarray) -> np.ndarray:
+    return np.column_stack([x, np.ones(len(x))])
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function without overflow warnings for large |z|."""
+    result: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return result
+
+
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Weights [features + 1, targets] minimising |xw - y|^2 + alpha |w|^2 (the bias unpenalised)."""
+    xb = with_bias(x)
+    penalty = alpha * np.eye(xb.shape[1])
+    penalty[-1, -1] = 0.0
+    weights: np.ndarray = np.linalg.solve(xb.T @ xb + penalty, xb.T @ y)
+    return weights
