@@ -25,7 +25,7 @@ from shared.model.dataset import Preprocessing, valid_end_indices
 from shared.model.features import compute_features
 from shared.model.forecast import Forecast, NextCandle, next_candles
 from shared.model.horizons import HorizonHeads
-from shared.model.intervals import LEVELS, Conformal, label, recent_volatility
+from shared.model.intervals import LEVELS, Conformal, label, predicted_scale
 from shared.model.intervals import TARGETS as INTERVAL_TARGETS
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class ForecasterBase:
         )
         conformal = self.conformal
         if conformal is not None and len(ends):
-            sigma = recent_volatility(close, ends)
+            sigma = predicted_scale(forecast.high, forecast.low)
             asked = {level: level for level in LEVELS} | dict(levels or {})
             for target in INTERVAL_TARGETS:
                 for nominal, level in asked.items():

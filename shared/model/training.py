@@ -27,7 +27,7 @@ from shared.model.horizons import fit_horizon_heads
 from shared.model.importance import permutation_importance
 from shared.model.inference import LoadedModel
 from shared.model.intervals import TARGETS as INTERVAL_TARGETS
-from shared.model.intervals import fit_conformal, recent_volatility
+from shared.model.intervals import fit_conformal, predicted_scale
 from shared.model.metrics import log_loss
 from shared.model.network import (
     CLASSIFICATION_HEAD,
@@ -358,7 +358,7 @@ def calibrate_intervals(model: Forecaster, candles: pd.DataFrame, validation_end
     nxt = validation_ends + 1
     actual = {t: candles[t].to_numpy(np.float64)[nxt] for t in INTERVAL_TARGETS}
     predicted = {t: getattr(forecast, t) for t in INTERVAL_TARGETS}
-    sigma = recent_volatility(candles["close"].to_numpy(np.float64), validation_ends)
+    sigma = predicted_scale(forecast.high, forecast.low)
     conformal = fit_conformal(actual, predicted, sigma)
     model.preprocessing = replace(model.preprocessing, conformal=conformal.to_dict())
     log.info("intervals calibrated on %d validation rows: close multipliers 80%% %.2f, 95%% %.2f", len(sigma),

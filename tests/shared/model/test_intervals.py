@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from shared.model.baselines import persistence
-from shared.model.intervals import conformal_quantile, fit_conformal, label, recent_volatility
+from shared.model.intervals import conformal_quantile, fit_conformal, label, predicted_scale
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig, train
 
@@ -18,16 +18,10 @@ def test_the_conformal_quantile_is_the_finite_sample_one() -> None:
     assert conformal_quantile(scores, 0.95) == 10.0  # never beyond the largest
 
 
-def test_recent_volatility_is_causal_and_matches_numpy() -> None:
-    close = np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, 500)))
-    ends = np.array([100, 250, 499])
-    sigma = recent_volatility(close, ends, lookback=48)
-    returns = np.diff(np.log(close))
-    expected = [np.std(returns[e - 48 : e]) for e in ends]  # returns[e-1] = log(c[e] / c[e-1])
-    np.testing.assert_allclose(sigma, expected, rtol=1e-9)
-    changed = close.copy()
-    changed[300:] *= 2  # the future moves: the past's volatility must not
-    np.testing.assert_array_equal(recent_volatility(changed, ends[:2], 48), sigma[:2])
+def test_the_scale_is_the_predicted_range() -> None:
+    high, low = np.array([101.0, 100.5]), np.array([99.0, 100.4])
+    np.testing.assert_allclose(predicted_scale(high, low), np.log(high / low))
+    assert predicted_scale(np.array([100.0]), np.array([100.0]))[0] > 0  # never zero: scores stay finite
 
 
 def test_scores_scale_with_volatility() -> None:
