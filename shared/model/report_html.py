@@ -38,11 +38,13 @@ def _frame(title: str, lo: float, hi: float, ticks: Sequence[float], fmt: str) -
 
 
 def _bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]], reference: float | None,
-          fmt: str, errors: Sequence[tuple[float, float]] | None = None) -> str:
+          fmt: str, errors: Sequence[tuple[float, float]] | None = None, zero: bool = True) -> str:
+    """Bars per label; `zero=False` zooms on the values (a 52% against 50% would not show from 0)."""
     values = [v for vs in series.values() for v in vs] + ([reference] if reference is not None else [])
     if errors:
         values += [e for pair in errors for e in pair]
-    lo, hi = min([*values, 0.0]), max([*values, 0.0])
+    floor = [0.0] if zero else []
+    lo, hi = min([*values, *floor]), max([*values, *floor])
     span = (hi - lo) or 1.0
     lo, hi = lo - 0.1 * span, hi + 0.1 * span
     parts = _frame(title, lo, hi, np.linspace(lo, hi, 5).tolist(), fmt)
@@ -50,9 +52,10 @@ def _bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]],
     slot = (W - 2 * PAD) / max(n, 1)
     width = slot * 0.8 / k
     for j, (name, vs) in enumerate(series.items()):
+        base = 0.0 if zero else lo
         for i, v in enumerate(vs):
             x = PAD + i * slot + slot * 0.1 + j * width
-            top, bottom = _y(max(v, 0.0), lo, hi), _y(min(v, 0.0), lo, hi)
+            top, bottom = _y(max(v, base), lo, hi), _y(min(v, base), lo, hi)
             parts.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{bottom - top:.1f}" '
                          f'class="s{j}"><title>{html.escape(name)} {labels[i]}: {fmt.format(v)}</title></rect>')
             if errors and j == 0:
@@ -67,7 +70,7 @@ def _bars(title: str, labels: Sequence[str], series: dict[str, Sequence[float]],
         y = _y(reference, lo, hi)
         parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{y:.1f}" y2="{y:.1f}" class="r"/>')
     legend = " ".join(f'<tspan class="l{j}">■ {html.escape(name)}</tspan>' for j, name in enumerate(series))
-    parts.append(f'<text x="{W - PAD}" y="16" class="a" text-anchor="end">{legend}</text></svg>')
+    parts.append(f'<text x="{W - PAD}" y="30" class="a" text-anchor="end">{legend}</text></svg>')
     return "".join(parts)
 
 
@@ -84,7 +87,7 @@ def _lines(title: str, xs: np.ndarray, series: dict[str, np.ndarray], reference:
         day = datetime.fromtimestamp(int(xs[i]) / 1000, UTC).strftime("%Y-%m-%d")
         parts.append(f'<text x="{_x(i, n):.1f}" y="{H - PAD + 14}" class="a" text-anchor="middle">{day}</text>')
     legend = " ".join(f'<tspan class="l{j}">— {html.escape(name)}</tspan>' for j, name in enumerate(series))
-    parts.append(f'<text x="{W - PAD}" y="16" class="a" text-anchor="end">{legend}</text></svg>')
+    parts.append(f'<text x="{W - PAD}" y="30" class="a" text-anchor="end">{legend}</text></svg>')
     return "".join(parts)
 
 
@@ -117,7 +120,7 @@ def kind_section(kind: str, result: BacktestResult) -> str:
         _bars("close skill against persistence, per fold", labels, {kind: [m["skill"] for m in model]}, 0.0,
               "{:+.2%}"),
         _bars("direction accuracy per fold (95% interval)", labels, {kind: [m["direction_accuracy"] for m in model]},
-              0.5, "{:.1%}", [(m["direction_ci_low"], m["direction_ci_high"]) for m in model]),
+              0.5, "{:.1%}", [(m["direction_ci_low"], m["direction_ci_high"]) for m in model], zero=False),
         _reliability(pooled.forecasts[MODEL].p_up, pooled.actual.p_up),
         _bars("high and low MAE beside persistence, per fold (USDT)", labels,
               {f"{kind} high": [m["high_mae"] for m in model], "persistence high": [p["high_mae"] for p in persistence],
