@@ -40,6 +40,21 @@ def flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
     return [(prefix, str(value))]
 
 
+def ensure_infra() -> None:
+    """Start (or reuse) the local Kafka and Postgres the benchmarks run on, as the tests do: after
+    `make down` a benchmark must not fail with a refused connection. External ones named in the
+    settings (`CANDLECAST_KAFKA_BOOTSTRAP`, `CANDLECAST_DATABASE_URL`) are used as they are."""
+    from shared.config import Settings
+    from shared.infra.kafka import LocalKafka
+    from shared.infra.postgres import LocalPostgres
+
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        print(f"kafka:    {LocalKafka(settings).up()}", flush=True)
+    if not settings.database_url:
+        print(f"postgres: {LocalPostgres(settings).up()}", flush=True)
+
+
 def main() -> int:
     modules = sorted(p.stem for p in HERE.glob("*_bench.py"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,6 +67,7 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     failed = []
     if not args.report_only:
+        ensure_infra()
         for name in chosen:
             print(f"\n=== {name}", flush=True)
             if subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=HERE.parent).returncode != 0:
