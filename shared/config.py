@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # > 0: a candidate that beats the champion on the test rows must also beat it live, on this
     # many candles both predicted (it predicts in the shadow meanwhile); 0: promoted at once.
     promote_requires_live: int = Field(default=0, ge=0)
+    # Levels of the intervals served with each prediction (events, rows, API, adaptive conformal).
+    interval_levels: Annotated[list[float], NoDecode] = [0.8, 0.95]
     # A delivery whose handler fails for a reason other than the infrastructure (a bug, a value
     # the database refuses) is tried `handler_attempts` times (backoff from `handler_backoff_seconds`,
     # doubled each time), then its messages one by one: those that still fail go to dead-letter
@@ -113,7 +115,7 @@ class Settings(BaseSettings):
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"
 
-    @field_validator("symbols", "cors_origins", "model_kinds", mode="before")
+    @field_validator("symbols", "cors_origins", "model_kinds", "interval_levels", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept `BTCUSDT,ETHUSDT` as well as a JSON list, since env vars are plain strings."""
@@ -132,6 +134,13 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one symbol is required")
         return [s.upper() for s in value]
+
+    @field_validator("interval_levels")
+    @classmethod
+    def _levels(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0.5 <= level <= 0.995 for level in value):
+            raise ValueError("interval levels must lie in [0.5, 0.995] (the calibrated grid)")
+        return sorted(set(value))
 
     @field_validator("interval")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from services.gateway.schemas import Bounds
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
-from shared.model.intervals import served
+from shared.model.intervals import SERVED_LEVELS, served
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class PredictResponse(BaseModel):
     steps: list[PredictedCandle] = Field(description="`horizon` candles; steps after the first see earlier predictions")
 
 
-def _candle(step: NextCandle, first: bool, direct: float | None) -> PredictedCandle:
+def _candle(step: NextCandle, first: bool, direct: float | None, levels: tuple[float, ...]) -> PredictedCandle:
     return PredictedCandle(
         time=step.target_time,
         open=step.open,
@@ -60,14 +60,14 @@ def _candle(step: NextCandle, first: bool, direct: float | None) -> PredictedCan
         close=step.close,
         amplitude=step.amplitude,
         p_up=step.p_up,
-        intervals={k: list(v) for k, v in served(step.intervals).items()} if first else {},
+        intervals={k: list(v) for k, v in served(step.intervals, levels).items()} if first else {},
         method="model" if first else "fed back",
         direct_close=direct,
     )
 
 
 def predict(
-    loaded: Forecaster, history: pd.DataFrame, horizon: int
+    loaded: Forecaster, history: pd.DataFrame, horizon: int, levels: tuple[float, ...] = SERVED_LEVELS
 ) -> tuple[list[PredictedCandle], NextCandle]:
     """`horizon` candles after the history; returns them and the first raw `NextCandle`.
 
@@ -83,9 +83,9 @@ def predict(
     steps: list[PredictedCandle] = []
     raw: list[NextCandle] = []
     for _ in range(horizon):
-        nxt = loaded.predict_next(frame)
+        nxt = loaded.predict_many(frame, [len(frame) - 1], {level: level for level in levels})[0]
         raw.append(nxt)
-        steps.append(_candle(nxt, first=not steps, direct=direct.get(len(steps) + 1)))
+        steps.append(_candle(nxt, first=not steps, direct=direct.get(len(steps) + 1), levels=levels))
         fed_back = {
             **{name: last[name] for name in frame.columns},
             "open_time": nxt.target_time,

@@ -29,7 +29,7 @@ from shared.messaging.events import DriftEvent, Prediction, RealClose
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
-from shared.model.intervals import AdaptiveLevels
+from shared.model.intervals import SERVED_LEVELS, AdaptiveLevels
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,14 @@ class StreamState:
     """One stream's memory: its recent candles, its rolling error and its drift cool-down."""
 
     def __init__(self, symbol: str, interval: str, interval_ms: int, policy: DriftPolicy, keep: int,
-                 floor: int | None = None) -> None:
+                 floor: int | None = None, levels: tuple[float, ...] = SERVED_LEVELS) -> None:
         self.symbol = symbol
         self.interval = interval
         self.policy = policy
         self.history = CandleHistory(interval_ms, keep=keep, floor=floor)
         self.rolling = RollingError(policy.window)
         self.drift = DriftDetector(policy)
-        self.adaptive = AdaptiveLevels()
+        self.adaptive = AdaptiveLevels(levels)
 
     def restore(self, candles: pd.DataFrame, filled: Sequence[FutureRow], last_drift_ms: int | None) -> None:
         """Start from what the store held: the last candles, the last filled rows (oldest first: the

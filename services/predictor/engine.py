@@ -96,6 +96,7 @@ class Predictor:
         self.policy = DriftPolicy.from_settings(settings)
         self.staleness = StalenessWatch(settings.symbols, settings.interval_ms)
         self.streams: dict[tuple[str, str], StreamState] = {}
+        self.levels = tuple(settings.interval_levels)
         self._gaps: dict[tuple[str, str], tuple[int, float]] = {}
 
     def _history_needed(self, symbol: str, interval: str) -> int:
@@ -116,7 +117,7 @@ class Predictor:
         need = self._history_needed(symbol, interval)
         _, first_stored, _ = await candle_span(self.pool, symbol, interval)
         state = StreamState(symbol, interval, self.settings.interval_ms, self.policy, keep=2 * need,
-                            floor=first_stored)
+                            floor=first_stored, levels=self.levels)
         state.restore(
             await load_last_candles(self.pool, symbol, interval, 2 * need),
             await store.recent_filled(self.pool, symbol, interval, self.policy.window),
@@ -182,13 +183,13 @@ class Predictor:
 
         async with self.pool.acquire() as conn, conn.transaction():
             version = champion.version if champion else ""
-            stored = await store.insert_predictions(conn, symbol, interval, predictions, version)
+            stored = await store.insert_predictions(conn, symbol, interval, predictions, version, self.levels)
             already = {p.target_time for p in predictions} - {r.time for r in stored}
             if already:  # a replay: publish what was stored the first time
                 stored += await store.stored_predictions(conn, symbol, interval, sorted(already))
             filled = await store.fill_futures(conn, symbol, interval, frame)
             for shadow_version, shadow_predictions in shadows:
-                await store.insert_shadow(conn, symbol, interval, shadow_predictions, shadow_version)
+                await store.insert_shadow(conn, symbol, interval, shadow_predictions, shadow_version, self.levels)
             await store.fill_shadow(conn, symbol, interval, frame)
 
         outcome = state.settle(stored, filled, champion.version if champion else None, upto=last,
@@ -206,7 +207,8 @@ class Predictor:
         shadows = []
         for challenger in self.champions.challengers(state.symbol, state.interval):
             try:
-                shadows.append((challenger.version, state.predict_with(challenger.model, times)))
+                shadows.append((challenger.version, state.predict_with(challenger.model, times,
+                                                                       {level: level for level in self.levels})))
             except Exception as exc:
                 log.warning("challenger %s cannot predict %s: %s", challenger.version, state.symbol, exc)
         return shadows

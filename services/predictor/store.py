@@ -19,7 +19,7 @@ import pandas as pd
 from services.predictor.core import FutureRow
 from services.predictor.rolling import Drift
 from shared.model.forecast import NextCandle
-from shared.model.intervals import from_json, served, to_json
+from shared.model.intervals import SERVED_LEVELS, from_json, served, to_json
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -42,7 +42,8 @@ def _insert_sql(table: str, key: str) -> str:
            ON CONFLICT ({key}) DO NOTHING"""
 
 
-def _prediction_args(symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str) -> list[Any]:
+def _prediction_args(symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str,
+                     levels: tuple[float, ...]) -> list[Any]:
     return [
         symbol,
         interval,
@@ -56,7 +57,7 @@ def _prediction_args(symbol: str, interval: str, predictions: Sequence[NextCandl
         [p.p_up for p in predictions],
         [p.base_close for p in predictions],
         model_version,
-        [to_json(served(p.intervals)) for p in predictions],
+        [to_json(served(p.intervals, levels)) for p in predictions],
     ]
 
 
@@ -84,25 +85,27 @@ def _candle_args(symbol: str, interval: str, candles: pd.DataFrame) -> list[Any]
 
 
 async def insert_predictions(
-    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
+    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str,
+    levels: tuple[float, ...] = SERVED_LEVELS,
 ) -> list[FutureRow]:
     """Insert rows for predicted candles that have none yet; returns the rows inserted."""
     if not predictions:
         return []
     rows = await db.fetch(
         _insert_sql("futures", "symbol, interval, time") + f" RETURNING {_FUTURE_COLUMNS}",
-        *_prediction_args(symbol, interval, predictions, model_version),
+        *_prediction_args(symbol, interval, predictions, model_version, levels),
     )
     return [future_row(r) for r in rows]
 
 
 async def insert_shadow(
-    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str
+    db: Db, symbol: str, interval: str, predictions: Sequence[NextCandle], model_version: str,
+    levels: tuple[float, ...] = SERVED_LEVELS,
 ) -> None:
     """A challenger's predictions into `shadow_futures` (first write wins, as in `futures`)."""
     if predictions:
         await db.execute(_insert_sql("shadow_futures", "symbol, interval, model_version, time"),
-                         *_prediction_args(symbol, interval, predictions, model_version))
+                         *_prediction_args(symbol, interval, predictions, model_version, levels))
 
 
 async def fill_shadow(db: Db, symbol: str, interval: str, candles: pd.DataFrame) -> None:

@@ -25,7 +25,7 @@ from shared.model.dataset import SampleSet, temporal_split, valid_end_indices
 from shared.model.evaluation import common_end_indices, evaluate
 from shared.model.forecast import Forecast
 from shared.model.forecaster import Forecaster
-from shared.model.intervals import served, to_json
+from shared.model.intervals import SERVED_LEVELS, served, to_json
 from shared.model.metrics import finite_metrics
 from shared.model.training import TrainConfig
 
@@ -189,6 +189,7 @@ class SeriesJob:
     train_until: int | None
     validation_until: int | None
     data_end: int
+    levels: tuple[float, ...] = SERVED_LEVELS
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,8 @@ def rebuild_series(job: SeriesJob) -> SeriesRows:
     model = load_model(job.artifact_path)
     times = job.candles["open_time"].to_numpy(np.int64)
     ends = valid_end_indices(times, model.interval_ms, model.window, with_target=False)
-    parts = [model.forecast(job.candles, ends[i : i + SERIES_CHUNK]) for i in range(0, len(ends), SERIES_CHUNK)]
+    asked = {level: level for level in job.levels}
+    parts = [model.forecast(job.candles, ends[i : i + SERIES_CHUNK], asked) for i in range(0, len(ends), SERIES_CHUNK)]
     targets = times[ends] + model.interval_ms
     train_until = job.train_until if job.train_until is not None else job.data_start - 1
     validation_until = job.validation_until if job.validation_until is not None else train_until
@@ -242,5 +244,5 @@ def rebuild_series(job: SeriesJob) -> SeriesRows:
         amplitude=np.concatenate([p.amplitude for p in parts]) if parts else np.zeros(0),
         p_up=np.concatenate([p.p_up for p in parts]) if parts else np.zeros(0),
         split=[str(s) for s in split],
-        bounds=served(Forecast.concat(parts).bounds) if parts else {},
+        bounds=served(Forecast.concat(parts).bounds, job.levels) if parts else {},
     )

@@ -281,7 +281,8 @@ class Trainer:
         try:
             candles = await load_candles(self.pool, symbol, interval)
             job = SeriesJob(candles, model.artifact_path, model.data_start or 0, _ms(model.metrics.get("train_until")),
-                            _ms(model.metrics.get("validation_until")), model.data_end or 0)
+                            _ms(model.metrics.get("validation_until")), model.data_end or 0,
+                            tuple(self.settings.interval_levels))
             rows = await asyncio.get_running_loop().run_in_executor(self.executor, rebuild_series, job)
             written = await store.write_series(self.pool, symbol, interval, model.version, rows)
         except asyncio.CancelledError:

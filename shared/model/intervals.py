@@ -33,9 +33,9 @@ GRID: np.ndarray = np.round(np.arange(0.50, 0.9951, 0.005), 4)
 _MIN_SIGMA = 1e-6
 
 
-def served(intervals: dict[str, B]) -> dict[str, B]:
+def served(intervals: dict[str, B], levels: tuple[float, ...] = SERVED_LEVELS) -> dict[str, B]:
     """Only the served levels' intervals (what events, rows and responses carry)."""
-    keep = {label(t, level) for t in TARGETS for level in SERVED_LEVELS}
+    keep = {label(t, level) for t in TARGETS for level in levels}
     return {k: v for k, v in intervals.items() if k in keep}
 
 

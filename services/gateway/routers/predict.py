@@ -131,7 +131,8 @@ async def predict_next(request: Request, settings: SettingsDep, champions: Champ
         check_history(history.frame, int(loaded.interval_ms), int(loaded.history_needed), history.lines)
     except HistoryInvalid as exc:
         raise RequestValidationError(exc.errors) from None
-    steps, first = await asyncio.to_thread(predict, loaded, history.frame, history.horizon)
+    steps, first = await asyncio.to_thread(predict, loaded, history.frame, history.horizon,
+                                           tuple(settings.interval_levels))
     return PredictResponse(
         symbol=symbol,
         interval=settings.interval,

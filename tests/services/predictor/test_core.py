@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from services.predictor.core import FutureRow, StreamState
 from services.predictor.rolling import DriftPolicy
@@ -210,3 +211,18 @@ def test_adaptive_levels_widen_after_misses_and_narrow_after_hits() -> None:
         state.settle(new_rows, fill(rows, candle), right.version, upto=int(candle["open_time"].iloc[0]), detected_at=0)
         rows = new_rows
     assert state.adaptive.effective()[0.8] < before  # hits bring it back down
+
+
+def test_the_served_levels_are_the_configured_ones() -> None:
+    from shared.config import Settings
+
+    levels = tuple(Settings(interval_levels="0.99,0.9").interval_levels)  # type: ignore[arg-type]
+    assert levels == (0.9, 0.99)
+    with pytest.raises(ValueError):
+        Settings(interval_levels="0.3")  # type: ignore[arg-type]
+    state, candles = StreamState(SYMBOL, INTERVAL, STEP, POLICY, keep=2 * NEED, levels=levels), candle_frame(NEED + 2)
+    [*_, last] = state.advance(candles, ShiftModel())
+    lo90, hi90 = last.intervals["close_90"]
+    lo99, hi99 = last.intervals["close_99"]
+    assert lo99 < lo90 < last.close < hi90 < hi99
+    assert set(state.adaptive.effective()) == {0.9, 0.99}
