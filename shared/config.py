@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # Gateway
     admin_token: str = Field(default="", repr=False)
     cors_origins: Annotated[list[str], NoDecode] = []
+    # POST /predict is CPU-heavy: at most this many at once, and per client this many a second
+    # (bursts up to predict_burst); beyond, 429 with Retry-After. Websocket clients at most ws_max_clients.
+    predict_max_concurrent: int = Field(default=4, ge=1)
+    predict_rate_per_client: float = Field(default=5.0, gt=0)
+    predict_burst: int = Field(default=10, ge=1)
+    ws_max_clients: int = Field(default=1000, ge=1)
 
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"

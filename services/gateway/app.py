@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.gateway.limits import PredictLimiter
 from services.gateway.live import Hub, build_broker, keep_connected
 from services.gateway.metrics import LIVE_CONNECTED, MetricsMiddleware
 from services.gateway.routers import admin, health, live, market, models, monitoring, pages, predict
@@ -57,6 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.hub = hub
+    app.state.predict_limiter = PredictLimiter(settings.predict_max_concurrent, settings.predict_rate_per_client,
+                                               settings.predict_burst)
     for router in (health, market, models, monitoring, predict, admin, live, pages):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

@@ -27,6 +27,9 @@ async def predictions(
     except HTTPException as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail))
         return
+    if len(hub) >= settings.ws_max_clients:
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason=f"{settings.ws_max_clients} clients already")
+        return
     await websocket.accept()
     subscriber = hub.subscribe(chosen)
     WS_CLIENTS.inc()

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import UploadFile
 
 from services.gateway.deps import ChampionsDep, SettingsDep, resolve_symbol
+from services.gateway.limits import PredictLimiter, TooBusy
 from services.gateway.predicting import PredictResponse, predict
 from services.gateway.schemas import Problem
 from services.gateway.validation import (
@@ -28,6 +29,8 @@ from services.gateway.validation import (
     parse_json,
     violation,
 )
+from shared.config import Settings
+from shared.model.champions import ChampionCache
 from shared.model.features import required_rows
 
 router = APIRouter(tags=["predict"])
@@ -109,6 +112,7 @@ async def read_history(request: Request, interval_ms: int) -> History:
             "description": "the history breaks a rule: one entry per violation, naming `row` and `rule`",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
         },
+        429: {"model": Problem, "description": "too many predictions at once, or from this client: see Retry-After"},
         503: {"model": Problem, "description": "no model can answer yet"},
     },
 )
@@ -117,8 +121,24 @@ async def predict_next(request: Request, settings: SettingsDep, champions: Champ
 
     The history must have enough candles for the model's window and feature lookback, times
     ascending and one interval apart, high >= max(open, close), low <= min(open, close), no NaN
-    and no negative volume: every violation is a 422 naming the row and the rule.
+    and no negative volume: every violation is a 422 naming the row and the rule. At most
+    `predict_max_concurrent` run at once and `predict_rate_per_client` a second per client: beyond,
+    a 429 with `Retry-After`.
     """
+    limiter: PredictLimiter = request.app.state.predict_limiter
+    client = request.client.host if request.client else "unknown"
+    try:
+        limiter.acquire(client)
+    except TooBusy as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, exc.reason,
+                            headers={"Retry-After": str(exc.retry_after)}) from None
+    try:
+        return await _predict_next(request, settings, champions)
+    finally:
+        limiter.release()
+
+
+async def _predict_next(request: Request, settings: Settings, champions: ChampionCache) -> PredictResponse:
     try:
         history = await read_history(request, settings.interval_ms)
         symbol = resolve_symbol(settings, history.symbol)
