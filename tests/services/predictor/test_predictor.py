@@ -143,10 +143,12 @@ async def test_a_promotion_switches_models_mid_stream_without_dropping_a_candle(
         await eventually(lambda: consumed(120), "the first half", task=task)
         new = await make_champion(db, second)
         await announce(settings, new, second)
-        for i in range(180, 300, 10):  # keeps streaming while the new model loads
+        for i in range(180, 240, 10):  # keeps streaming while the new model loads
+            await publish(settings, topics.CANDLES, candles[i : i + 10])
+        await eventually(lambda: _uses(new), "the switch", task=task)
+        for i in range(240, 300, 10):  # and after it: the last candles are the new model's at least
             await publish(settings, topics.CANDLES, candles[i : i + 10])
         await eventually(lambda: consumed(240), "the second half", task=task)
-        await eventually(lambda: _uses(new), "the switch", task=task)
     rows = await futures_rows(db)
     assert [r["time"] for r in rows] == [c.open_time + STEP for c in candles[60:300]]  # no hole
     versions = [r["model_version"] for r in rows]
