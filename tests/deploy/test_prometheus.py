@@ -127,7 +127,10 @@ async def test_prometheus_scrapes_the_services_and_every_dashboard_expression_re
                 needed = ('count_over_time(process_cpu_seconds_total{job="gateway"}[1m]) >= 4',
                           "candlecast_candle_to_prediction_seconds_count > 0",
                           "candlecast_rolling_mape", "candlecast_dead_lettered_total",
-                          'candlecast_consumer_lag{service="predictor"}')
+                          'candlecast_consumer_lag{service="predictor"}',
+                          # increase() needs two samples: the trainer's counters scraped twice at least.
+                          "count_over_time(candlecast_promotions_total[1m]) >= 2",
+                          "count_over_time(candlecast_rejected_candidates_total[1m]) >= 2")
                 return all([await samples(expr) for expr in needed])
 
             logs = ", ".join(str(tmp_path / f"{n}.log") for n in (*SERVICES, "sim"))
