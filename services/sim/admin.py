@@ -17,7 +17,7 @@ from services.sim.rest import CLOCK, FAULTS, MARKET
 from services.sim.streams import Hub, Ticker
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
-TICKER: web.AppKey[Ticker] = web.AppKey("ticker", Ticker)
+TICKERS: web.AppKey[list[Ticker]] = web.AppKey("tickers", list)
 
 
 def _error(message: str) -> web.Response:
@@ -44,6 +44,7 @@ async def get_clock(request: web.Request) -> web.Response:
             "now": clock.now_ms(),
             "speed": clock.speed,
             "interval": market.interval,
+            "intervals": market.intervals,
             "symbols": market.symbols,
             "data_start": market.start_ms,
             "data_end": market.end_ms,
@@ -100,7 +101,7 @@ async def stats(request: web.Request) -> web.Response:
         {
             "connections": len(app[HUB].connections),
             "total_connections": app[HUB].total_connections,
-            "events_sent": app[TICKER].events_sent,
+            "events_sent": sum(t.events_sent for t in app[TICKERS]),
             "rate_limits_served": app[FAULTS].served_rate_limits,
         }
     )

@@ -39,7 +39,10 @@ def parse_when(text: str, origin_ms: int | None = None) -> int:
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     settings = get_settings()
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--csv-dir", type=Path, help="folder of Binance archive files (SYMBOL-INTERVAL-YYYY-MM.csv)")
+    source.add_argument("--csv-dir", type=Path, nargs="+",
+                        help="folders of Binance archive files (SYMBOL-INTERVAL-YYYY-MM.csv); the finest interval "
+                        "is the base, every coarser one is aggregated from it unless its own archives are given "
+                        "(e.g. --csv-dir data data/daily)")
     source.add_argument("--csv", type=Path, nargs="+", help="archive files")
     source.add_argument("--generate-days", type=float, help="serve a generated random walk of this many days")
     parser.add_argument("--host", default="127.0.0.1")
@@ -49,7 +52,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
                         "(default +91d, so a 90-day backfill finds history)")
     parser.add_argument("--symbols", default=",".join(settings.symbols), help="generated symbols (comma-separated)")
     parser.add_argument("--symbol", help="symbol of archive files not named like Binance's")
-    parser.add_argument("--interval", default=None, help=f"interval (default {settings.interval})")
+    parser.add_argument("--interval", default=None,
+                        help=f"base interval (default: the finest archive; {settings.interval} generated)")
     parser.add_argument("--seed", type=int, default=0, help="seed of generated data")
     parser.add_argument("--generate-start", default=None, help="first open time of generated data (default 2024-01-01)")
     parser.add_argument("--regime-at", help="generated data: time of a regime change (jump + volatility burst)")
@@ -64,7 +68,7 @@ def build_market(args: argparse.Namespace) -> Market:
     settings = get_settings()
     interval = args.interval or settings.interval
     if args.csv_dir:
-        return Market.from_csv_dir(args.csv_dir, interval=args.interval)
+        return Market.from_csv_dir(*args.csv_dir, interval=args.interval)
     if args.csv:
         return Market.from_files(args.csv, symbol=args.symbol, interval=args.interval)
     start = parse_when(args.generate_start) if args.generate_start else DEFAULT_START_MS

@@ -1,7 +1,10 @@
-"""The candles the stand-in serves: per symbol, one interval, from archive files or generated.
+"""The candles the stand-in serves: per symbol, at every interval, from archive files or generated.
 
-Kept as numpy columns (a year of 5m candles is 105k rows per symbol); `Candle` events are built
-only for the rows a request or a stream event needs. The candle still forming at the clock's
+One base interval per market (the finest: the data's own). Every coarser Binance interval that is
+a whole multiple of it is aggregated from the base exactly as Binance builds klines (`aggregate`),
+and archive files of another interval (Binance's monthly 1d files, say) are served as they are,
+ahead of any aggregate. Kept as numpy columns (a year of 5m candles is 105k rows per symbol);
+`Candle` events are built only for the rows a request or a stream event needs. The candle still forming at the clock's
 "now" is derived from the full one by `forming()`: a fraction of its volume and of its move, the
 half-built kline a careless ingestor would store.
 """
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from services.sim.generate import DEFAULT_START_MS, RegimeChange, generate_candles, start_price_for
-from shared.config import interval_ms
+from shared.config import INTERVAL_MS, interval_ms
 from shared.market.binance_csv import COLUMNS, read_archive_csvs
 from shared.market.klines import parse_archive_name
 from shared.messaging.events import Candle
@@ -110,10 +113,39 @@ class Series:
         return pd.DataFrame({name: self.columns[name] for name in COLUMNS})
 
 
-class Market:
-    """All symbols the stand-in knows, at one interval."""
+def aggregate(base: Series, interval: str) -> Series:
+    """`base` rolled up to `interval` as Binance does it: buckets aligned to the epoch (UTC days for
+    1d), open of the first candle, close of the last, high the max, low the min, volumes and trades
+    summed, close time = open time + interval - 1. A bucket the data covers only in part (its first
+    or last day, an exchange outage) holds what the data has, as Binance's own klines do."""
+    step = interval_ms(interval)
+    c = base.columns
+    bucket = (c["open_time"] // step) * step
+    starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
+    ends = np.concatenate([starts[1:], [len(bucket)]]) - 1
+    summed = {name: np.add.reduceat(c[name], starts) for name in
+              ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")}
+    frame = pd.DataFrame({
+        "open_time": bucket[starts],
+        "open": c["open"][starts],
+        "high": np.maximum.reduceat(c["high"], starts),
+        "low": np.minimum.reduceat(c["low"], starts),
+        "close": c["close"][ends],
+        "close_time": bucket[starts] + step - 1,
+        **summed,
+        "ignore": np.zeros(len(starts)),
+    })
+    return Series.from_frame(base.symbol, interval, frame[list(COLUMNS)])
 
-    def __init__(self, series: Iterable[Series]) -> None:
+
+class Market:
+    """All symbols the stand-in knows: base series at one interval, and every interval above it.
+
+    `extra` are series at other intervals (archive files) served as they are; a symbol in `extra`
+    must also have a base series, since the clock and the live stream run on the base data.
+    """
+
+    def __init__(self, series: Iterable[Series], extra: Iterable[Series] = ()) -> None:
         self.series: dict[str, Series] = {}
         for s in series:
             if len(s) == 0:
@@ -126,10 +158,26 @@ class Market:
             raise ValueError(f"all symbols must share one interval, found {sorted(intervals)}")
         self.interval = intervals.pop()
         self.interval_ms = interval_ms(self.interval)
+        self._at: dict[tuple[str, str], Series] = {(s.symbol, self.interval): s for s in self.series.values()}
+        for s in extra:
+            if s.symbol not in self.series:
+                raise ValueError(f"{s.symbol} {s.interval} archives given, but no {self.interval} data for {s.symbol}")
+            if s.interval != self.interval and len(s):
+                self._at[(s.symbol, s.interval)] = s
+        served = {name for name, ms in INTERVAL_MS.items() if ms >= self.interval_ms and ms % self.interval_ms == 0}
+        served |= {ivl for _, ivl in self._at}
+        self.intervals: list[str] = sorted(served, key=interval_ms)
 
     @property
     def symbols(self) -> list[str]:
         return sorted(self.series)
+
+    def at(self, symbol: str, interval: str) -> Series | None:
+        """`symbol`'s candles at `interval` (aggregated from the base once, then kept), or None."""
+        found = self._at.get((symbol, interval))
+        if found is None and interval in self.intervals and symbol in self.series:
+            found = self._at[(symbol, interval)] = aggregate(self.series[symbol], interval)
+        return found
 
     @property
     def start_ms(self) -> int:
@@ -147,8 +195,8 @@ class Market:
     ) -> Market:
         """Archive files, grouped by the symbol and interval in their Binance names.
 
-        Files not named like Binance's need `symbol` and `interval`; with several intervals
-        present, `interval` picks one.
+        Files not named like Binance's need `symbol` and `interval`. With several intervals present
+        the finest is the base (or `interval`, if given) and the others are served as they are.
         """
         groups: dict[tuple[str, str], list[Path]] = {}
         for path in paths:
@@ -158,25 +206,25 @@ class Market:
             sym, ivl = named if named is not None else (symbol or "", interval or "")
             if symbol is not None and named is not None and sym != symbol.upper():
                 continue
-            if interval is not None and ivl != interval:
-                continue
             groups.setdefault((sym, ivl), []).append(path)
         if not groups:
-            raise ValueError(f"no archive files match symbol={symbol} interval={interval}")
-        return cls(
-            Series.from_frame(sym, ivl, read_archive_csvs(sorted(files))) for (sym, ivl), files in groups.items()
-        )
+            raise ValueError(f"no archive files match symbol={symbol}")
+        base = interval or min((ivl for _, ivl in groups), key=interval_ms)
+        if base not in {ivl for _, ivl in groups}:
+            raise ValueError(f"no {base} archive files among {sorted({ivl for _, ivl in groups})}")
+        loaded = [Series.from_frame(sym, ivl, read_archive_csvs(sorted(files))) for (sym, ivl), files in groups.items()]
+        return cls([s for s in loaded if s.interval == base], extra=[s for s in loaded if s.interval != base])
 
     @classmethod
-    def from_csv_dir(cls, directory: Path, *, interval: str | None = None) -> Market:
-        files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".csv", ".zip"))
-        files = [p for p in files if parse_archive_name(p) is not None]
+    def from_csv_dir(cls, *directories: Path, interval: str | None = None) -> Market:
+        """Every Binance-named archive in these folders (5m files in one, 1d files in another)."""
+        files = []
+        for directory in directories:
+            found = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".csv", ".zip"))
+            files += [p for p in found if parse_archive_name(p) is not None]
         if not files:
-            raise ValueError(f"no Binance archive files (SYMBOL-INTERVAL-YYYY-MM.csv) in {directory}")
-        if interval is None:
-            intervals = {named[1] for p in files if (named := parse_archive_name(p))}
-            if len(intervals) > 1:
-                raise ValueError(f"{directory} holds several intervals ({sorted(intervals)}); choose one")
+            names = ", ".join(str(d) for d in directories)
+            raise ValueError(f"no Binance archive files (SYMBOL-INTERVAL-YYYY-MM.csv) in {names}")
         return cls.from_files(files, interval=interval)
 
     @classmethod

@@ -19,7 +19,7 @@ from shared.market.klines import candle_to_rest
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
-# Binance accepts these; the stand-in serves only its data's interval among them.
+# Binance accepts these; the stand-in serves those its data can be aggregated to (`Market.intervals`).
 BINANCE_INTERVALS = (*INTERVAL_MS, "3d", "1w", "1M")
 _SYMBOL_RULE = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 
@@ -85,11 +85,11 @@ async def klines(request: web.Request) -> web.Response:
         )
     if interval not in BINANCE_INTERVALS:
         return binance_error(-1120, "Invalid interval.")
-    series = market.series.get(symbol)
-    if series is None:
+    if symbol not in market.series:
         return binance_error(-1121, "Invalid symbol.")
-    if interval != market.interval:
-        return binance_error(-1120, f"Invalid interval. (this stand-in serves {market.interval} only)")
+    series = market.at(symbol, interval)
+    if series is None:
+        return binance_error(-1120, f"Invalid interval. (this stand-in serves {', '.join(market.intervals)})")
     params: dict[str, int | None] = {}
     for name in ("startTime", "endTime", "limit"):
         value = _optional_int(request, name)

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from services.sim.admin import HUB, TICKER
+from services.sim.admin import HUB, TICKERS
 from services.sim.admin import add_routes as add_admin_routes
 from services.sim.clock import SimClock
 from services.sim.faults import Faults
@@ -64,10 +64,12 @@ class BinanceSim:
         self.clock = SimClock(start_ms if start_ms is not None else default_start(market), speed, market.end_ms)
         self.faults = Faults()
         self.hub = Hub()
-        self.ticker = Ticker(market, self.clock, self.hub, self.faults, updates)
+        # One ticker per interval; each sends only while some connection listens at its interval.
+        self.tickers = [Ticker(market, self.clock, self.hub, self.faults, updates, interval)
+                        for interval in market.intervals]
         self._streams = StreamEndpoints(market, self.hub, ping_interval=ping_interval, max_age=max_connection_age)
         self._runner: web.AppRunner | None = None
-        self._ticker_task: asyncio.Task[None] | None = None
+        self._ticker_tasks: list[asyncio.Task[None]] = []
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -75,7 +77,7 @@ class BinanceSim:
         app[CLOCK] = self.clock
         app[FAULTS] = self.faults
         app[HUB] = self.hub
-        app[TICKER] = self.ticker
+        app[TICKERS] = self.tickers
         add_rest_routes(app)
         add_admin_routes(app)
         app.router.add_get("/ws/{streams:.+}", self._streams.raw)
@@ -88,18 +90,19 @@ class BinanceSim:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
-        self._ticker_task = asyncio.create_task(self.ticker.run(), name="sim-ticker")
+        self._ticker_tasks = [asyncio.create_task(t.run(), name=f"sim-ticker-{t.interval}") for t in self.tickers]
         log.info(
             "Binance stand-in on %s: %s at %s, now %d, speed %gx",
-            self.rest_url, ",".join(self.market.symbols), self.market.interval, self.clock.now_ms(), self.clock.speed,
+            self.rest_url, ",".join(self.market.symbols), ",".join(self.market.intervals), self.clock.now_ms(),
+            self.clock.speed,
         )
 
     async def stop(self) -> None:
-        if self._ticker_task is not None:
-            self._ticker_task.cancel()
+        for task in self._ticker_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker_task
-            self._ticker_task = None
+                await task
+        self._ticker_tasks = []
         self.hub.drop_all()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -1,8 +1,9 @@
 """Binance's market-data websocket for klines: `/ws/<stream>` and `/stream?streams=<s1>/<s2>`.
 
-One task (`Ticker`) walks the clock through each candle: `updates` in-progress events (`x`
-false, values so far) and then the closing one (`x` true, equal to the REST kline), for every
-symbol at once, and hands them to the connections subscribed to that symbol. Each connection has
+One task per interval (`Ticker`) walks the clock through each candle: `updates` in-progress
+events (`x` false, values so far) and then the closing one (`x` true, equal to the REST kline),
+for every symbol at once, and hands them to the connections subscribed to that (symbol,
+interval): one connection may carry 5m and 1d streams together, as on Binance. Each connection has
 its own queue and writer, so a slow client cannot stall the others; one that falls too far
 behind is disconnected, as Binance does.
 """
@@ -22,6 +23,7 @@ from aiohttp import WSMsgType, web
 from services.sim.clock import SimClock
 from services.sim.faults import Faults, corrupt
 from services.sim.market import Market
+from shared.config import interval_ms
 from shared.market.klines import align_down, candle_to_ws, stream_name
 
 log = logging.getLogger(__name__)
@@ -31,18 +33,18 @@ QUEUE_LIMIT = 10_000
 
 @dataclass(eq=False)
 class Connection:
-    """One client websocket and the symbols it listens to (stream name by symbol)."""
+    """One client websocket and the streams it listens to (stream name by (symbol, interval))."""
 
     ws: web.WebSocketResponse
     request: web.Request
-    streams: dict[str, str]
+    streams: dict[tuple[str, str], str]
     combined: bool
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     opened_at: float = field(default_factory=time.monotonic)
 
-    def offer(self, symbol: str, payload: dict[str, Any] | str) -> None:
+    def offer(self, stream: tuple[str, str], payload: dict[str, Any] | str) -> None:
         """Queue one event; a client this far behind is cut off rather than buffered forever."""
-        name = self.streams.get(symbol)
+        name = self.streams.get(stream)
         if name is None:
             return
         if isinstance(payload, str):
@@ -78,9 +80,13 @@ class Hub:
     def discard(self, conn: Connection) -> None:
         self.connections.discard(conn)
 
-    def send(self, symbol: str, payload: dict[str, Any] | str) -> None:
+    def send(self, stream: tuple[str, str], payload: dict[str, Any] | str) -> None:
         for conn in list(self.connections):
-            conn.offer(symbol, payload)
+            conn.offer(stream, payload)
+
+    def listens(self, interval: str) -> bool:
+        """Whether any connection is subscribed to some symbol at `interval`."""
+        return any(ivl == interval for conn in self.connections for _, ivl in conn.streams)
 
     def drop_all(self) -> int:
         dropped = list(self.connections)
@@ -90,27 +96,31 @@ class Hub:
 
 
 class Ticker:
-    """Emits each candle's in-progress updates and its closing event as the clock passes them."""
+    """Emits each `interval` candle's in-progress updates and its closing event as the clock passes them."""
 
-    def __init__(self, market: Market, clock: SimClock, hub: Hub, faults: Faults, updates: int) -> None:
+    def __init__(
+        self, market: Market, clock: SimClock, hub: Hub, faults: Faults, updates: int, interval: str | None = None
+    ) -> None:
         self.market = market
         self.clock = clock
         self.hub = hub
         self.faults = faults
         self.updates = max(0, updates)
+        self.interval = interval or market.interval
+        self.interval_ms = interval_ms(self.interval)
         self.events_sent = 0
 
     def _point(self, open_ms: int, k: int) -> int:
         """The k-th emission time inside the candle opening at `open_ms`; k = updates + 1 closes it."""
-        return open_ms + (k * self.market.interval_ms) // (self.updates + 1)
+        return open_ms + (k * self.interval_ms) // (self.updates + 1)
 
     def _after(self, now: int) -> tuple[int, int]:
         """The first emission point strictly after `now`."""
-        open_ms = align_down(now, self.market.interval_ms)
+        open_ms = align_down(now, self.interval_ms)
         for k in range(1, self.updates + 2):
             if self._point(open_ms, k) > now:
                 return open_ms, k
-        return open_ms + self.market.interval_ms, 1
+        return open_ms + self.interval_ms, 1
 
     async def run(self) -> None:
         open_ms, k = self._after(self.clock.now_ms())
@@ -124,39 +134,43 @@ class Ticker:
             stale = not closing and now >= self._point(open_ms, k + 1)
             if not stale:
                 self._emit(open_ms, point, closing)
-            if now > point + 10 * self.market.interval_ms:
+            if now > point + 10 * self.interval_ms:
                 open_ms, k = self._after(now)  # the clock jumped far ahead: resume from here
             elif closing:
-                open_ms, k = open_ms + self.market.interval_ms, 1
+                open_ms, k = open_ms + self.interval_ms, 1
             else:
                 k += 1
 
     def _emit(self, open_ms: int, event_time: int, closing: bool) -> None:
-        if not self.hub.connections:
+        if not self.hub.listens(self.interval):
             return
-        for symbol, series in self.market.series.items():
-            i = series.index_of(open_ms)
-            if i is None:
+        for symbol in self.market.symbols:
+            series = self.market.at(symbol, self.interval)
+            i = None if series is None else series.index_of(open_ms)
+            if series is None or i is None:
                 continue
             candle = series.candle(i) if closing else series.forming(i, event_time)
             event = candle_to_ws(candle, closed=closing, event_time=event_time)
+            stream = (symbol, self.interval)
             if closing:
                 while self.faults.malformed:
-                    self.hub.send(symbol, corrupt(event, self.faults.malformed.popleft(), self.market.interval_ms))
-            self.hub.send(symbol, event)
+                    self.hub.send(stream, corrupt(event, self.faults.malformed.popleft(), self.interval_ms))
+            self.hub.send(stream, event)
             self.events_sent += 1
 
 
-def _parse_streams(names: list[str], market: Market) -> dict[str, str] | str:
-    """Symbol -> stream name for `<symbol>@kline_<interval>` names, or an error message."""
-    streams: dict[str, str] = {}
+def _parse_streams(names: list[str], market: Market) -> dict[tuple[str, str], str] | str:
+    """(symbol, interval) -> stream name for `<symbol>@kline_<interval>` names, or an error message."""
+    streams: dict[tuple[str, str], str] = {}
     for name in names:
         symbol, _, kind = name.partition("@")
-        expected = stream_name(symbol, market.interval)
-        if not kind.startswith("kline_") or symbol.upper() not in market.series or name != expected:
+        interval = kind.removeprefix("kline_")
+        if (not kind.startswith("kline_") or symbol.upper() not in market.series or interval not in market.intervals
+                or name != stream_name(symbol, interval)):
             served = ", ".join(market.symbols)
-            return f"Invalid stream name {name!r}; this stand-in serves {served} at {market.interval}"
-        streams[symbol.upper()] = name
+            return (f"Invalid stream name {name!r}; this stand-in serves {served} at "
+                    f"{', '.join(market.intervals)}")
+        streams[(symbol.upper(), interval)] = name
     return streams if streams else "no stream given"
 
 

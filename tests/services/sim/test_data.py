@@ -59,12 +59,48 @@ def test_written_archives_are_binance_s_format_and_read_back_identical(tmp_path:
     assert reloaded.series["ETHUSDT"].frame().equals(market.series["ETHUSDT"].frame())
 
 
-def test_archive_folders_with_several_intervals_need_a_choice(tmp_path: Path) -> None:
-    write_monthly_archives(Market.generated(["BTCUSDT"], "5m", days=2), tmp_path)
-    write_monthly_archives(Market.generated(["BTCUSDT"], "1h", days=2), tmp_path)
-    with pytest.raises(ValueError, match="several intervals"):
+def test_archive_folders_with_several_intervals_serve_the_finest_as_base_and_the_rest_as_given(
+    tmp_path: Path,
+) -> None:
+    five, daily = tmp_path / "5m", tmp_path / "1d"
+    write_monthly_archives(Market.generated(["BTCUSDT"], "5m", days=3), five)
+    given = Market.generated(["BTCUSDT"], "1d", days=40, start_ms=1_700_000_000_000 // DAY * DAY, seed=9)
+    write_monthly_archives(given, daily)
+    market = Market.from_csv_dir(five, daily)
+    assert market.interval == "5m" and {"5m", "15m", "1h", "4h", "1d"} <= set(market.intervals)
+    served = market.at("BTCUSDT", "1d")
+    assert served is not None and served.frame().equals(given.series["BTCUSDT"].frame())  # not an aggregate
+    assert Market.from_csv_dir(five, daily, interval="1d").interval == "1d"
+    with pytest.raises(ValueError, match="no 1h archive files"):
+        Market.from_csv_dir(five, interval="1h")
+    with pytest.raises(ValueError, match="no Binance archive files"):
         Market.from_csv_dir(tmp_path)
-    assert Market.from_csv_dir(tmp_path, interval="1h").interval == "1h"
+
+
+def test_a_day_is_aggregated_from_5m_candles_as_binance_does() -> None:
+    market = Market.generated(["BTCUSDT"], "5m", days=3, start_ms=1_704_067_200_000 + 6 * 3_600_000, seed=4)
+    base = market.series["BTCUSDT"].frame()
+    day = market.at("BTCUSDT", "1d")
+    assert day is not None and market.at("BTCUSDT", "7m") is None and market.at("XRPUSDT", "1d") is None
+    second = 1_704_153_600_000  # 2024-01-02 00:00 UTC: a whole day of 288 candles
+    rows = base[(base["open_time"] >= second) & (base["open_time"] < second + DAY)]
+    assert len(rows) == 288
+    i = day.index_of(second)
+    assert i is not None
+    candle = day.candle(i)
+    assert candle.open_time == second and candle.close_time == second + DAY - 1
+    assert candle.open == rows["open"].iloc[0] and candle.close == rows["close"].iloc[-1]
+    assert candle.high == rows["high"].max() and candle.low == rows["low"].min()
+    assert candle.volume == pytest.approx(rows["volume"].sum(), rel=1e-12)
+    assert candle.quote_volume == pytest.approx(rows["quote_volume"].sum(), rel=1e-12)
+    assert candle.taker_buy_base_volume == pytest.approx(rows["taker_buy_base_volume"].sum(), rel=1e-12)
+    assert candle.trades == int(rows["trades"].sum())
+    first = day.candle(0)  # the data starts at 06:00: the first day holds its last 18 hours
+    assert first.open_time == second - DAY and first.open == base["open"].iloc[0]
+    assert first.trades == int(base[base["open_time"] < second]["trades"].sum())
+    hour = market.at("BTCUSDT", "1h")
+    assert hour is not None and len(hour) == len(base) // 12
+    assert hour.candle(0).close_time == hour.candle(0).open_time + 3_599_999
 
 
 def test_default_start_leaves_90_days_of_history() -> None:

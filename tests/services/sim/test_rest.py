@@ -74,7 +74,7 @@ async def test_end_time_bounds_the_answer(sim: BinanceSim, market: Market) -> No
         ({"symbol": "NOPEUSDT"}, -1121, "Invalid symbol."),
         ({"symbol": "btcusdt"}, -1100, "Illegal characters found in parameter 'symbol'"),
         ({"interval": "7m"}, -1120, "Invalid interval."),
-        ({"interval": "1h"}, -1120, "this stand-in serves 5m only"),
+        ({"interval": "1m"}, -1120, "this stand-in serves 5m, 15m, 30m, 1h"),  # finer than its data
         ({"limit": 1001}, -1130, "Data sent for parameter 'limit' is not valid."),
         ({"startTime": "soon"}, -1100, "Illegal characters found in parameter 'startTime'"),
         ({"startTime": 2, "endTime": 1}, -1023, "Start time is greater than end time."),

@@ -100,3 +100,34 @@ async def test_connections_are_closed_at_their_maximum_age(market: Market) -> No
         async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as ws:
             msg = await ws.receive(timeout=10)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
+
+
+async def test_one_connection_carries_several_intervals_and_each_closes_on_its_own_grid(market: Market) -> None:
+    # At 36,000x an hour passes in 0.1 s: 5m closes and 1h closes both arrive within a second.
+    start = market.start_ms + 4 * DAY + 3_600_000 - 600_000
+    async with BinanceSim(market, speed=36_000, start_ms=start, updates=1) as sim, aiohttp.ClientSession() as session:
+        url = f"{sim.ws_url}/stream?streams=btcusdt@kline_5m/btcusdt@kline_1h"
+        closes: dict[str, list[dict[str, Any]]] = {"btcusdt@kline_5m": [], "btcusdt@kline_1h": []}
+        async with session.ws_connect(url) as ws:
+            def whole_hour_seen() -> bool:  # the hour's last 5m close may come just after the hour's own
+                hours = closes["btcusdt@kline_1h"]
+                return len(hours) >= 2 and any(k["t"] == hours[1]["t"] + 3_300_000 for k in closes["btcusdt@kline_5m"])
+
+            while not whole_hour_seen():
+                event = await receive(ws)
+                if event["data"]["k"]["x"]:
+                    closes[event["stream"]].append(event["data"]["k"])
+        async with session.get(f"{sim.rest_url}/api/v3/klines", params={
+                "symbol": "BTCUSDT", "interval": "1h", "startTime": closes["btcusdt@kline_1h"][1]["t"],
+                "limit": 1}) as response:
+            rest_hour = (await response.json())[0]
+    hours, fives = closes["btcusdt@kline_1h"], closes["btcusdt@kline_5m"]
+    assert all(k["t"] % 3_600_000 == 0 and k["T"] == k["t"] + 3_599_999 and k["i"] == "1h" for k in hours)
+    assert all(k["t"] % 300_000 == 0 and k["i"] == "5m" for k in fives) and len(fives) >= 12
+    whole = hours[1]  # the first hour began before the connection; the second was seen whole
+    hour_fives = [k for k in fives if whole["t"] <= k["t"] < whole["t"] + 3_600_000]
+    assert len(hour_fives) == 12  # every 5m close of that hour came on the same connection
+    assert float(whole["h"]) == max(float(k["h"]) for k in hour_fives)
+    assert float(whole["c"]) == float(hour_fives[-1]["c"]) and whole["o"] == hour_fives[0]["o"]
+    assert int(whole["n"]) == sum(int(k["n"]) for k in hour_fives)
+    assert candle_to_rest(candle_from_ws({"e": "kline", "E": 0, "s": "BTCUSDT", "k": whole})[0]) == rest_hour
