@@ -9,34 +9,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.market.intervals import INTERVAL_MS, interval_ms
+from shared.market.streams import Stream, default_history
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEV_READONLY_PASSWORD = "candlecast_reader"
 
-INTERVAL_MS: dict[str, int] = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
-
-
-def interval_ms(interval: str) -> int:
-    """Milliseconds in one candle of `interval` (Binance's fixed-length intervals only)."""
-    try:
-        return INTERVAL_MS[interval]
-    except KeyError:
-        raise ValueError(f"unsupported interval {interval!r}; one of {', '.join(INTERVAL_MS)}") from None
-
+# The intervals' lengths live with the market data; re-exported for the many callers of settings.
+__all__ = ["INTERVAL_MS", "Settings", "Stream", "get_settings", "interval_ms"]
 
 class Settings(BaseSettings):
     """Every knob of the system; each field is the variable `CANDLECAST_<FIELD>`."""
@@ -47,8 +28,16 @@ class Settings(BaseSettings):
 
     # Market
     symbols: Annotated[list[str], NoDecode] = ["BTCUSDT"]
-    interval: str = "5m"
-    backfill_days: int = 90
+    # Every symbol at every interval is a stream. `CANDLECAST_INTERVAL` (one interval) still works
+    # when `CANDLECAST_INTERVALS` is not set; after validation `interval` is the first of `intervals`,
+    # the default of every read endpoint.
+    intervals: Annotated[list[str], NoDecode] = ["5m", "1d"]
+    interval: str = ""
+    # Candles of history per interval for backfill and training, e.g. {"1h": 8760}; 0 = everything.
+    # Unset intervals get `shared.market.streams.default_history` (90 days below 1h, two years below
+    # 1d, everything from 1d). `backfill_days`/`train_days`, when set, override it in days for all.
+    history_candles: dict[str, int] = {}
+    backfill_days: float | None = None
     binance_rest_url: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
     # In-progress (not yet closed) candles go to `candles-live` for live charts; never to `candles`.
@@ -69,7 +58,10 @@ class Settings(BaseSettings):
     # Model and training
     model_dir: Path = PROJECT_ROOT / ".data" / "models"
     window: int = 60
-    train_days: int = 90
+    train_days: float | None = None
+    # Days between scheduled retrainings per interval (the recorder ticks once per UTC day, so 1 is
+    # daily for intraday streams and every new candle for 1d); e.g. {"1d": 7} for weekly. Default 1.
+    retrain_every_days: dict[str, int] = {}
 
     # Drift: the model's rolling MAPE over `drift_window` filled futures rows is compared with
     # an absolute threshold and with the persistence baseline's MAPE on the same rows.
@@ -121,7 +113,7 @@ class Settings(BaseSettings):
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"
 
-    @field_validator("symbols", "cors_origins", "model_kinds", "interval_levels", mode="before")
+    @field_validator("symbols", "intervals", "cors_origins", "model_kinds", "interval_levels", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept `BTCUSDT,ETHUSDT` as well as a JSON list, since env vars are plain strings."""
@@ -148,11 +140,41 @@ class Settings(BaseSettings):
             raise ValueError("interval levels must lie in [0.5, 0.995] (the calibrated grid)")
         return sorted(set(value))
 
+    @field_validator("intervals")
+    @classmethod
+    def _known_intervals(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one interval is required")
+        for interval in value:
+            interval_ms(interval)
+        return list(dict.fromkeys(value))
+
     @field_validator("interval")
     @classmethod
     def _known_interval(cls, value: str) -> str:
-        interval_ms(value)
+        if value:
+            interval_ms(value)
         return value
+
+    @field_validator("history_candles", "retrain_every_days")
+    @classmethod
+    def _per_interval(cls, value: dict[str, int]) -> dict[str, int]:
+        for interval, count in value.items():
+            interval_ms(interval)
+            if count < 0:
+                raise ValueError(f"{interval}: {count} must not be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _one_interval_or_many(self) -> Settings:
+        """`CANDLECAST_INTERVAL` alone means that one interval; then `interval` is the default one."""
+        if self.interval and "intervals" not in self.model_fields_set:
+            self.intervals = [self.interval]
+        elif self.interval and self.interval not in self.intervals:
+            raise ValueError(f"interval {self.interval} is not among intervals {', '.join(self.intervals)}")
+        if not self.interval:
+            self.interval = self.intervals[0]
+        return self
 
     @model_validator(mode="after")
     def _secrets_in_production(self) -> Settings:
@@ -174,7 +196,25 @@ class Settings(BaseSettings):
 
     @property
     def interval_ms(self) -> int:
+        """Length of the default (first) interval's candles."""
         return interval_ms(self.interval)
+
+    @property
+    def streams(self) -> list[Stream]:
+        """Every configured (symbol, interval), interval by interval."""
+        return [Stream(symbol, interval) for interval in self.intervals for symbol in self.symbols]
+
+    def history_candles_of(self, interval: str, *, training: bool = False) -> int | None:
+        """Candles of history kept for `interval` (None: everything the exchange has)."""
+        days = self.train_days if training else self.backfill_days
+        if days is not None:
+            return max(1, int(days * 86_400_000 // interval_ms(interval)))
+        if interval in self.history_candles:
+            return self.history_candles[interval] or None
+        return default_history(interval)
+
+    def retrain_days(self, interval: str) -> int:
+        return max(1, self.retrain_every_days.get(interval, 1))
 
     @property
     def kafka(self) -> str:

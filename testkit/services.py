@@ -37,8 +37,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `get_settings()` in a child process equal `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDLECAST_")}
     for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
+        if value is None or (name == "interval" and value not in settings.intervals):
+            continue  # `interval` left behind by a copy that changed `intervals`: the first is the default
         env[f"CANDLECAST_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env

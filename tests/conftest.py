@@ -24,6 +24,9 @@ from testkit.infra import drop_database, new_database
 from testkit.kafka import delete_topics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The product serves 5m and 1d by default; most tests follow one 5m stream, and those about several
+# intervals say which they want.
+os.environ.setdefault("CANDLECAST_INTERVALS", "5m")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import aiohttp
 from services.ingestor.exchange import BadKline, ExchangeRejected, Ignored, Malformed, StreamKline, StreamMessage
 from services.ingestor.metrics import REST_REFUSALS
 from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
+from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
@@ -188,11 +189,11 @@ class Binance:
         except KlineError as exc:
             raise BadKline(exc.reason) from None
 
-    def stream_url(self, symbols: Sequence[str], interval: str) -> str:
-        names = "/".join(stream_name(s, interval) for s in symbols)
+    def stream_url(self, streams: Sequence[Stream]) -> str:
+        names = "/".join(stream_name(symbol, interval) for symbol, interval in streams)
         return f"{self.ws_url}/stream?streams={names}"
 
-    def parse(self, text: str, symbols: Sequence[str], interval: str) -> StreamMessage:
+    def parse(self, text: str, streams: Collection[Stream]) -> StreamMessage:
         """A combined-stream message (`{"stream": ..., "data": {...}}`) or a raw kline event."""
         try:
             payload = json.loads(text)
@@ -208,8 +209,12 @@ class Binance:
         if isinstance(event_time, int) and not isinstance(event_time, bool):
             self.clock.observe(event_time)
         try:
-            candle, closed = candle_from_ws(data, symbols=list(symbols), interval=interval)
+            candle, closed = candle_from_ws(data, symbols={s.symbol for s in streams})
         except KlineError as exc:
             symbol = data.get("s") if isinstance(data.get("s"), str) else None
             return Malformed(source, exc.reason, symbol)
+        if Stream(candle.symbol, candle.interval) not in streams:
+            served = ", ".join(sorted({s.interval for s in streams}))
+            return Malformed(source, f"interval {candle.interval!r} is not subscribed (streams at {served})",
+                             candle.symbol)
         return StreamKline(candle, closed)

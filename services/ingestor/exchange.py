@@ -8,10 +8,11 @@ implementation. A second exchange is one new module implementing this protocol, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
 
@@ -90,10 +91,10 @@ class Exchange(Protocol):
         """A raw kline as a `Candle`; `BadKline` naming the rule it breaks."""
         ...
 
-    def stream_url(self, symbols: Sequence[str], interval: str) -> str:
-        """One websocket URL carrying every symbol's kline stream."""
+    def stream_url(self, streams: Sequence[Stream]) -> str:
+        """One websocket URL carrying every stream's klines (each symbol at each interval)."""
         ...
 
-    def parse(self, text: str, symbols: Sequence[str], interval: str) -> StreamMessage:
-        """One websocket message."""
+    def parse(self, text: str, streams: Collection[Stream]) -> StreamMessage:
+        """One websocket message; a kline of a stream not in `streams` is `Malformed`."""
         ...

@@ -8,9 +8,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 PUBLISHED = Counter(
-    "candlecast_candles_published_total", "Closed candles published to the candles topic", ["symbol"]
+    "candlecast_candles_published_total", "Closed candles published to the candles topic", ["symbol", "interval"]
 )
-RECORDED = Counter("candlecast_candles_recorded_total", "Candles upserted into Postgres", ["symbol"])
+RECORDED = Counter("candlecast_candles_recorded_total", "Candles upserted into Postgres", ["symbol", "interval"])
 WS_RECONNECTS = Counter("candlecast_ws_reconnects_total", "Websocket connections lost or rotated and opened again")
 GAP_FILLED = Counter(
     "candlecast_gap_candles_filled_total", "Candles fetched over REST to fill a gap after a reconnect or a missed event"

@@ -1,6 +1,7 @@
 """Publishing closed candles to `candles`: in order, once each, confirmed by every replica.
 
-The publisher remembers the newest open time it has published per symbol and drops anything not
+The publisher remembers the newest open time it has published per stream (symbol, interval) and
+drops anything not
 newer, so the overlaps that keep the stream gap-free (REST catch-up vs. websocket after a
 reconnect, a restart that resumes from the topic) never become duplicates. `last` advances only
 past candles Kafka has confirmed.
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 from faststream.kafka import KafkaBroker
 
 from services.ingestor.metrics import GAP_FILLED, INGEST_LAG, PUBLISHED
-from shared.config import Settings
+from shared.config import Settings, interval_ms
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle
 from shared.messaging.runtime import dead_letter
@@ -31,24 +33,25 @@ class CandlePublisher:
         self.settings = settings
         self.topic = settings.topic(topics.CANDLES)
         self.live_topic = settings.topic(topics.CANDLES_LIVE)
-        self.last: dict[str, int | None] = dict.fromkeys(settings.symbols)
+        self.last: dict[Stream, int | None] = dict.fromkeys(settings.streams)
 
-    def next_open(self, symbol: str) -> int | None:
-        """Open time of the next candle this symbol needs, None before the first one."""
-        last = self.last.get(symbol)
-        return None if last is None else last + self.settings.interval_ms
+    def next_open(self, stream: Stream) -> int | None:
+        """Open time of the next candle this stream needs, None before the first one."""
+        last = self.last.get(stream)
+        return None if last is None else last + interval_ms(stream.interval)
 
     async def publish(
         self, candles: Sequence[Candle], *, gap_fill: bool = False, server_now_ms: int | None = None
     ) -> int:
-        """Publish the candles newer than the last published (candles of one symbol, oldest first).
+        """Publish the candles newer than the last published (candles of one stream, oldest first).
 
         Returns how many were published. `server_now_ms` (live candles only) feeds the lag metric.
         """
         if not candles:
             return 0
         symbol = candles[0].symbol
-        last = self.last.get(symbol)
+        stream = Stream(symbol, candles[0].interval)
+        last = self.last.get(stream)
         fresh = [c for c in candles if last is None or c.open_time > last]
         fresh = [c for i, c in enumerate(fresh) if i == 0 or c.open_time > fresh[i - 1].open_time]
         if not fresh:
@@ -63,8 +66,8 @@ class CandlePublisher:
                 break
             confirmed += 1
         if confirmed:
-            self.last[symbol] = fresh[confirmed - 1].open_time
-            PUBLISHED.labels(symbol).inc(confirmed)
+            self.last[stream] = fresh[confirmed - 1].open_time
+            PUBLISHED.labels(symbol, stream.interval).inc(confirmed)
             if gap_fill:
                 GAP_FILLED.inc(confirmed)
             if server_now_ms is not None:

@@ -115,10 +115,10 @@ def add_recorder(
         await letters.send()  # only now: a failed batch is replayed and would send them twice
         for tick in ticks:
             await broker.publish(tick, ticks_topic, key=topics.symbol_key(tick.symbol))
-        counts: dict[str, int] = defaultdict(int)
+        counts: dict[tuple[str, str], int] = defaultdict(int)
         rejected = {id(r) for (r, _), _ in failed}
         for record, candle in items:
             if id(record) not in rejected:
-                counts[candle.symbol] += 1
-        for symbol, count in counts.items():
-            RECORDED.labels(symbol).inc(count)
+                counts[(candle.symbol, candle.interval)] += 1
+        for (symbol, interval), count in counts.items():
+            RECORDED.labels(symbol, interval).inc(count)

@@ -1,4 +1,4 @@
-"""Where a (re)started ingestor picks up, per symbol: after the newest candle it can find.
+"""Where a (re)started ingestor picks up, per stream: after the newest candle it can find.
 
 The database is the record, but the recorder may be a few candles behind the topic (a crash
 between publish and record); so the tail of the `candles` topic is read too and the later of the
@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingestor.store import last_stored
 from shared.config import Settings
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.topics import partitions
 
@@ -27,11 +28,11 @@ log = logging.getLogger(__name__)
 TAIL = 2000
 
 
-async def last_in_topic(settings: Settings, symbols: Sequence[str], tail: int = TAIL) -> dict[str, int]:
-    """Newest open time per symbol among the last `tail` messages of each partition of `candles`."""
+async def last_in_topic(settings: Settings, streams: Sequence[Stream], tail: int = TAIL) -> dict[Stream, int]:
+    """Newest open time per stream among the last `tail` messages of each partition of `candles`."""
     topic = settings.topic(topics.CANDLES)
-    wanted = set(symbols)
-    found: dict[str, int] = {}
+    wanted = set(streams)
+    found: dict[Stream, int] = {}
     assigned = await partitions(settings.kafka, topic)
     if not assigned:
         return found
@@ -54,7 +55,7 @@ async def last_in_topic(settings: Settings, symbols: Sequence[str], tail: int = 
                 break
             for tp, records in batch.items():
                 for record in records:
-                    _note(found, record.value, wanted, settings.interval)
+                    _note(found, record.value, wanted)
                 if records and records[-1].offset + 1 >= remaining.get(tp, 0):
                     remaining.pop(tp, None)
     finally:
@@ -62,24 +63,27 @@ async def last_in_topic(settings: Settings, symbols: Sequence[str], tail: int = 
     return found
 
 
-def _note(found: dict[str, int], value: bytes | None, wanted: set[str], interval: str) -> None:
+def _note(found: dict[Stream, int], value: bytes | None, wanted: set[Stream]) -> None:
     try:
         body = json.loads(value or b"")
-        symbol, open_time = body["symbol"], int(body["open_time"])
+        stream, open_time = Stream(body["symbol"], body["interval"]), int(body["open_time"])
     except (ValueError, KeyError, TypeError):
         return  # not a candle: the recorder dead-letters it; here it just does not count
-    if symbol in wanted and body.get("interval") == interval:
-        found[symbol] = max(found.get(symbol, open_time), open_time)
+    if stream in wanted:
+        found[stream] = max(found.get(stream, open_time), open_time)
 
 
-async def resume_points(settings: Settings, pool: asyncpg.Pool) -> dict[str, int]:
-    """Newest known open time per symbol (from the database or the topic, whichever is later)."""
-    stored = await last_stored(pool, settings.symbols, settings.interval)
-    published = await last_in_topic(settings, settings.symbols)
+async def resume_points(settings: Settings, pool: asyncpg.Pool) -> dict[Stream, int]:
+    """Newest known open time per stream (from the database or the topic, whichever is later)."""
+    stored: dict[Stream, int] = {}
+    for interval in settings.intervals:
+        for symbol, last in (await last_stored(pool, settings.symbols, interval)).items():
+            stored[Stream(symbol, interval)] = last
+    published = await last_in_topic(settings, settings.streams)
     points = {}
-    for symbol in settings.symbols:
-        known = [t for t in (stored.get(symbol), published.get(symbol)) if t is not None]
+    for stream in settings.streams:
+        known = [t for t in (stored.get(stream), published.get(stream)) if t is not None]
         if known:
-            points[symbol] = max(known)
+            points[stream] = max(known)
     log.info("resume points: stored %s, in topic %s", stored, published)
     return points

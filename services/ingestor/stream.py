@@ -1,4 +1,5 @@
-"""The live part: one combined websocket for all symbols, kept alive, never leaving a gap.
+"""The live part: one combined websocket for all streams (every symbol at every interval), kept
+alive, never leaving a gap.
 
 On every (re)connect the gap since the last published candle is filled over REST *after* the
 socket is open, so each candle closes either before the REST call (REST has it) or after the
@@ -23,7 +24,8 @@ from services.ingestor.exchange import Exchange, Malformed, StreamKline
 from services.ingestor.metrics import WS_RECONNECTS
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
-from shared.config import Settings
+from shared.config import Settings, interval_ms
+from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,15 @@ class Ended:
 class Filler(Protocol):
     """What the live stream needs of the REST side (`services.ingestor.filler.RestFiller`)."""
 
-    #: The symbols still served (the exchange may have rejected some).
-    symbols: list[str]
+    #: The streams still served (the exchange may have rejected some symbols).
+    streams: list[Stream]
 
     async def catch_up(self, *, gap_fill: bool) -> int:
-        """Every symbol up to the exchange's now."""
+        """Every stream up to the exchange's now."""
         ...
 
-    async def fill(self, symbol: str, *, until: int | None = None, gap_fill: bool = False) -> int:
-        """`symbol`'s closed candles from the next one needed up to open time `until` (exclusive)."""
+    async def fill(self, stream: Stream, *, until: int | None = None, gap_fill: bool = False) -> int:
+        """`stream`'s closed candles from the next one needed up to open time `until` (exclusive)."""
         ...
 
 
@@ -73,7 +75,7 @@ class LiveStream:
 
     @property
     def url(self) -> str:
-        return self.exchange.stream_url(self.filler.symbols, self.settings.interval)
+        return self.exchange.stream_url(self.filler.streams)
 
     async def run(self) -> None:
         attempt = 0
@@ -160,21 +162,21 @@ class LiveStream:
 
     async def handle(self, texts: list[str]) -> None:
         """Websocket messages, in order: publish closed candles, forward forming ones, reject bad ones."""
-        closed: dict[str, list[Candle]] = {}
+        closed: dict[Stream, list[Candle]] = {}
         for text in texts:
             parsed = await self._parse(text)
             if parsed is None:
                 continue
             candle, is_closed = parsed
             if is_closed:
-                closed.setdefault(candle.symbol, []).append(candle)
+                closed.setdefault(Stream(candle.symbol, candle.interval), []).append(candle)
             elif self.settings.publish_forming_candles:
                 await self.publisher.publish_forming(candle)
         await asyncio.gather(*(self._publish_closed(candles) for candles in closed.values()))
 
     async def _parse(self, text: str) -> tuple[Candle, bool] | None:
         """(candle, closed?) from one message; None for a message that is not a kline or is bad."""
-        message = self.exchange.parse(text, self.filler.symbols, self.settings.interval)
+        message = self.exchange.parse(text, self.filler.streams)
         if isinstance(message, StreamKline):
             return message.candle, message.closed
         if isinstance(message, Malformed):
@@ -183,15 +185,16 @@ class LiveStream:
         return None
 
     async def _publish_closed(self, candles: list[Candle]) -> None:
-        """One symbol's closed candles, oldest first; a skipped candle is fetched over REST first."""
+        """One stream's closed candles, oldest first; a skipped candle is fetched over REST first."""
         run: list[Candle] = []
         for candle in candles:
-            expected = run[-1].open_time + self.settings.interval_ms if run else self.publisher.next_open(candle.symbol)
+            stream = Stream(candle.symbol, candle.interval)
+            expected = run[-1].open_time + interval_ms(stream.interval) if run else self.publisher.next_open(stream)
             if expected is not None and candle.open_time > expected:
                 await self.publisher.publish(run, server_now_ms=self.exchange.now_ms())
                 run = []
-                log.warning("%s: events skipped from %d to %d; filling over REST", candle.symbol, expected,
+                log.warning("%s: events skipped from %d to %d; filling over REST", stream, expected,
                             candle.open_time)
-                await self.filler.fill(candle.symbol, until=candle.open_time, gap_fill=True)
+                await self.filler.fill(stream, until=candle.open_time, gap_fill=True)
             run.append(candle)
         await self.publisher.publish(run, server_now_ms=self.exchange.now_ms())
