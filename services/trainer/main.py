@@ -13,6 +13,7 @@ from services.trainer.scheduler import TrainingScheduler
 from services.trainer.triggers import Triggers
 from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings, get_settings
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.consumer_lag import report_lag_forever
 from shared.messaging.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
@@ -39,17 +40,17 @@ async def serve(
     register(broker, settings, triggers)
     background: list[asyncio.Task[None]] = []
     try:
-        for symbol in settings.symbols:  # before any trigger can start a run for the symbol
-            await trainer.ensure_series(symbol)
-            await trainer.show_champion(symbol)
+        for stream in settings.streams:  # before any trigger can start a run for the stream
+            await trainer.ensure_series(stream)
+            await trainer.show_champion(stream)
         await broker.start()
         log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
         resumed = await triggers.recover()
         if resumed:
-            log.warning("resuming interrupted training of %s", ", ".join(resumed))
+            log.warning("resuming interrupted training of %s", ", ".join(map(str, resumed)))
         background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
         if settings.promote_requires_live > 0:
-            background.append(asyncio.create_task(watch_live(trainer, settings.symbols), name="live-promotion"))
+            background.append(asyncio.create_task(watch_live(trainer, settings.streams), name="live-promotion"))
         triggers_topics = [settings.topic(t) for t in (topics.TICKS, topics.DRIFT, topics.TRAIN_REQUESTS)]
         background.append(asyncio.create_task(
             report_lag_forever(SERVICE, settings.kafka, group_id(settings), triggers_topics,
@@ -65,15 +66,15 @@ async def serve(
         await pool.close()
 
 
-async def watch_live(trainer: Trainer, symbols: list[str], period: float = 30.0) -> None:
+async def watch_live(trainer: Trainer, streams: list[Stream], period: float = 30.0) -> None:
     """Now and then, let the live evidence decide on the candidates waiting for it."""
     while True:
         await asyncio.sleep(period)
-        for symbol in symbols:
+        for stream in streams:
             try:
-                await trainer.check_live(symbol)
+                await trainer.check_live(stream)
             except Exception as exc:  # a database hiccup: the next round decides
-                log.warning("live promotion check for %s failed: %s", symbol, exc)
+                log.warning("live promotion check for %s failed: %s", stream, exc)
 
 
 def run(args: argparse.Namespace) -> int:

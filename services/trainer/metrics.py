@@ -12,7 +12,9 @@ TRAINING_SECONDS = Histogram(
 MODEL_SCORE = Gauge(
     "candlecast_model_score",
     "Metrics of the champion and of the latest candidate, on the rows they were compared on",
-    ["symbol", "version", "metric"],
+    ["symbol", "interval", "version", "metric"],
 )
-PROMOTIONS = Counter("candlecast_promotions_total", "Candidates promoted to champion", ["symbol"])
-REJECTED = Counter("candlecast_rejected_candidates_total", "Candidates that did not beat the champion", ["symbol"])
+PROMOTIONS = Counter("candlecast_promotions_total", "Candidates promoted to champion", ["symbol", "interval"])
+REJECTED = Counter(
+    "candlecast_rejected_candidates_total", "Candidates that did not beat the champion", ["symbol", "interval"]
+)

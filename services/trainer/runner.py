@@ -1,4 +1,4 @@
-"""One training run: load the last D days, train in the worker, compare, promote or reject.
+"""One training run of a stream: load its history, train in the worker, compare, promote or reject.
 
 Every run writes a `job_logs` row (running, then success, rejected or failed, with the numbers
 in its message) and, once a model exists, a `models` row. A promotion is published as
@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 import pandas as pd
@@ -24,7 +24,8 @@ from services.trainer import store
 from services.trainer.jobs import Candidates, SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidates
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from services.trainer.worker import make_executor, shutdown_executor
-from shared.config import Settings
+from shared.config import Settings, interval_ms
+from shared.market.streams import DAY_MS, Stream
 from shared.messaging import topics
 from shared.messaging.events import ModelPromoted
 from shared.model.forecaster import KINDS
@@ -93,25 +94,28 @@ class Trainer:
             raise ValueError(f"CANDLECAST_TRAIN_CONFIG: unknown TrainConfig fields {sorted(unknown)}")
         self.config = config or TrainConfig.from_dict(
             {"window": settings.window, "interval_ms": settings.interval_ms, **settings.train_config}
-        )
+        )  # the interval's length is set per stream (`_config`)
         unknown_kinds = set(settings.model_kinds) - set(KINDS)
         if unknown_kinds or not settings.model_kinds:
             raise ValueError(f"CANDLECAST_MODEL_KINDS: unknown kinds {sorted(unknown_kinds)}; "
                              f"known: {', '.join(KINDS)}")
         self.kinds = tuple(dict.fromkeys(settings.model_kinds))
-        self._scored: dict[str, set[str]] = {}
+        self._scored: dict[Stream, set[str]] = {}
 
-    async def run(self, symbol: str, reasons: Sequence[str]) -> str:
-        """One run for `symbol`; returns its `job_logs` status."""
-        interval = self.settings.interval
+    def _config(self, interval: str) -> TrainConfig:
+        return replace(self.config, interval_ms=interval_ms(interval))
+
+    async def run(self, stream: Stream, reasons: Sequence[str]) -> str:
+        """One run for `stream`; returns its `job_logs` status."""
+        symbol, interval = stream
         why = "reasons: " + "; ".join(reasons)
         job_id = await store.start_job(self.pool, store.TRAIN, symbol, interval, why)
         log.info("training %s %s (%s)", symbol, interval, "; ".join(reasons))
         started = time.perf_counter()
         try:
             champion = await registry.get_champion(self.pool, symbol, interval)
-            candles = await self._training_candles(symbol)
-            job = TrainJob(symbol, interval, candles, self.config, self.settings.model_dir,
+            candles = await self._training_candles(stream)
+            job = TrainJob(symbol, interval, candles, self._config(interval), self.settings.model_dir,
                            champion.version if champion else None, champion.artifact_path if champion else None,
                            self.kinds)
             candidates = await asyncio.get_running_loop().run_in_executor(self.executor, train_candidates, job)
@@ -121,11 +125,11 @@ class Trainer:
         except asyncio.CancelledError:
             # The row stays `running`: its trigger is already committed, and `Triggers.recover()` closes
             # and re-runs exactly such rows at the next start, so a deploy does not lose the training.
-            log.warning("training %s interrupted by a stop; it resumes at the next start", symbol)
+            log.warning("training %s interrupted by a stop; it resumes at the next start", stream)
             raise
         except Exception as exc:
             await store.finish_job(self.pool, job_id, "failed", f"{type(exc).__name__}: {exc}; {why}")
-            log.error("training %s failed: %s", symbol, exc)
+            log.error("training %s failed: %s", stream, exc)
             self._renew_if_broken(exc)
             return "failed"
         finally:
@@ -134,7 +138,7 @@ class Trainer:
         verdict = judge(outcome, champion.version if champion else None)
         kinds = _kinds_note(candidates)
         for candidate in candidates.outcomes:
-            await self._record(symbol, candidate)
+            await self._record(stream, candidate)
             if candidate is not outcome:  # beaten by another kind on the same rows
                 await registry.reject(self.pool, candidate.version)
         if verdict.promote and champion is not None and self.settings.promote_requires_live > 0:
@@ -142,29 +146,29 @@ class Trainer:
                        f"candles decide; {kinds}; {why}")
             await store.finish_job(self.pool, job_id, "pending", message, outcome.version)
             log.info(message)
-            self._score(symbol, outcome, keep={outcome.version, champion.version})
+            self._score(stream, outcome, keep={outcome.version, champion.version})
             return "pending"
         if verdict.promote:
             champion_now = await registry.promote(self.pool, outcome.version)
             await store.finish_job(self.pool, job_id, "success", f"{verdict.message}; {kinds}; {why}",
                                    outcome.version)
-            await self._announce(symbol, outcome)
-            PROMOTIONS.labels(symbol).inc()
+            await self._announce(stream, outcome)
+            PROMOTIONS.labels(symbol, interval).inc()
             log.info(verdict.message)
-            self._score(symbol, outcome, keep={outcome.version})
+            self._score(stream, outcome, keep={outcome.version})
             await self.rebuild(champion_now)
             return "success"
         await registry.reject(self.pool, outcome.version)
         await store.finish_job(self.pool, job_id, "rejected", f"{verdict.message}; {kinds}; {why}", outcome.version)
-        REJECTED.labels(symbol).inc()
+        REJECTED.labels(symbol, interval).inc()
         log.warning(verdict.message)
-        self._score(symbol, outcome, keep={outcome.version, champion.version} if champion else {outcome.version})
+        self._score(stream, outcome, keep={outcome.version, champion.version} if champion else {outcome.version})
         return "rejected"
 
-    async def check_live(self, symbol: str) -> list[str]:
+    async def check_live(self, stream: Stream) -> list[str]:
         """Candidates waiting for live evidence: promoted once they beat the champion on
         `promote_requires_live` candles both predicted, rejected once they lose; returns the verdicts."""
-        interval = self.settings.interval
+        symbol, interval = stream
         needed = self.settings.promote_requires_live
         verdicts = []
         for candidate in await registry.pending_candidates(self.pool, symbol, interval):
@@ -188,24 +192,27 @@ class Trainer:
                                   artifact_path=candidate.artifact_path,
                                   metrics={k: v for k, v in candidate.metrics.items() if k in SCORES}),
                     self.settings.topic(topics.MODELS), key=topics.symbol_key(symbol))
-                PROMOTIONS.labels(symbol).inc()
+                PROMOTIONS.labels(symbol, interval).inc()
                 await self.rebuild(promoted)
             else:
                 await registry.reject(self.pool, candidate.version)
                 await store.finish_job(self.pool, job_id, "rejected", message, candidate.version)
-                REJECTED.labels(symbol).inc()
+                REJECTED.labels(symbol, interval).inc()
             log.info(message)
             verdicts.append(message)
         return verdicts
 
-    async def _training_candles(self, symbol: str) -> pd.DataFrame:
-        interval = self.settings.interval
-        candles = await load_candles(self.pool, symbol, interval, days=self.settings.train_days)
+    async def _training_candles(self, stream: Stream) -> pd.DataFrame:
+        """The stream's newest `history_candles_of(interval)` candles (all of them for 1d by default)."""
+        symbol, interval = stream
+        count = self.settings.history_candles_of(interval, training=True)
+        days = None if count is None else count * interval_ms(interval) / DAY_MS
+        candles = await load_candles(self.pool, symbol, interval, days=days)
         if candles.empty:
             raise ValueError(f"no {symbol} {interval} candles stored")
         return candles
 
-    async def _record(self, symbol: str, outcome: TrainOutcome) -> None:
+    async def _record(self, stream: Stream, outcome: TrainOutcome) -> None:
         c = outcome.comparison
         metrics = dict(c.candidate)
         metrics.update({"compared_rows": float(c.rows), "train_seconds": outcome.train_seconds,
@@ -221,54 +228,57 @@ class Trainer:
         await registry.insert_candidate(
             self.pool,
             registry.ModelRecord(
-                version=outcome.version, symbol=symbol, interval=self.settings.interval,
+                version=outcome.version, symbol=stream.symbol, interval=stream.interval,
                 artifact_path=outcome.artifact_path, metrics=metrics, baseline_metrics=c.baselines, kind=outcome.kind,
                 data_start=outcome.data_start, data_end=outcome.data_end, test_start=outcome.test_start,
             ),
         )
 
-    async def _announce(self, symbol: str, outcome: TrainOutcome) -> None:
+    async def _announce(self, stream: Stream, outcome: TrainOutcome) -> None:
+        symbol = stream.symbol
         event = ModelPromoted(
             symbol=symbol,
-            interval=self.settings.interval,
+            interval=stream.interval,
             version=outcome.version,
             artifact_path=outcome.artifact_path,
             metrics={k: v for k, v in outcome.comparison.candidate.items() if k in SCORES},
         )
         await self.broker.publish(event, self.settings.topic(topics.MODELS), key=topics.symbol_key(symbol))
 
-    def _score(self, symbol: str, outcome: TrainOutcome, keep: set[str]) -> None:
+    def _score(self, stream: Stream, outcome: TrainOutcome, keep: set[str]) -> None:
         """Gauges of the latest candidate (and the champion); older versions' gauges are dropped."""
+        symbol, interval = stream
         for name in SCORES:
             if name in outcome.comparison.candidate:
-                MODEL_SCORE.labels(symbol, outcome.version, name).set(outcome.comparison.candidate[name])
-        scored = self._scored.setdefault(symbol, set())
+                MODEL_SCORE.labels(symbol, interval, outcome.version, name).set(outcome.comparison.candidate[name])
+        scored = self._scored.setdefault(stream, set())
         scored.add(outcome.version)
         for version in scored - keep:
             for name in SCORES:
                 try:
-                    MODEL_SCORE.remove(symbol, version, name)
+                    MODEL_SCORE.remove(symbol, interval, version, name)
                 except KeyError:
                     pass
-        self._scored[symbol] = scored & keep
+        self._scored[stream] = scored & keep
 
-    async def show_champion(self, symbol: str) -> None:
+    async def show_champion(self, stream: Stream) -> None:
         """At start: the champion's stored scores as gauges, and every counter at zero, so that
         dashboards show the state from the first scrape rather than "no data" until a training."""
-        PROMOTIONS.labels(symbol)
-        REJECTED.labels(symbol)
-        champion = await registry.get_champion(self.pool, symbol, self.settings.interval)
+        symbol, interval = stream
+        PROMOTIONS.labels(symbol, interval)
+        REJECTED.labels(symbol, interval)
+        champion = await registry.get_champion(self.pool, symbol, interval)
         if champion is None:
             return
         for name in SCORES:
             if name in champion.metrics:
-                MODEL_SCORE.labels(symbol, champion.version, name).set(champion.metrics[name])
-        self._scored.setdefault(symbol, set()).add(champion.version)
+                MODEL_SCORE.labels(symbol, interval, champion.version, name).set(champion.metrics[name])
+        self._scored.setdefault(stream, set()).add(champion.version)
 
-    async def ensure_series(self, symbol: str) -> bool:
+    async def ensure_series(self, stream: Stream) -> bool:
         """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop)."""
-        champion = await registry.get_champion(self.pool, symbol, self.settings.interval)
-        if champion is None or await store.has_series(self.pool, symbol, self.settings.interval, champion.version):
+        champion = await registry.get_champion(self.pool, *stream)
+        if champion is None or await store.has_series(self.pool, *stream, champion.version):
             return False
         log.info("the series of %s is missing; rebuilding it", champion.version)
         await self.rebuild(champion)

@@ -1,4 +1,4 @@
-"""One training per symbol at a time; triggers that arrive meanwhile become one more run.
+"""One training per stream (stream, interval) at a time; triggers that arrive meanwhile become one more run.
 
 A daily tick, a drift event and a manual request arriving during a run all ask for the same
 thing, "a model trained on the latest data", so they are coalesced: when the run ends, one
@@ -12,51 +12,53 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from shared.market.streams import Stream
 from shared.messaging.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-Run = Callable[[str, list[str]], Awaitable[object]]
+Run = Callable[[Stream, list[str]], Awaitable[object]]
 
 
 class TrainingScheduler:
     def __init__(self, run: Run) -> None:
         self._run = run
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._pending: dict[str, list[str]] = {}
-        self._started_ms: dict[str, int] = {}
+        self._tasks: dict[Stream, asyncio.Task[None]] = {}
+        self._pending: dict[Stream, list[str]] = {}
+        self._started_ms: dict[Stream, int] = {}
 
-    def request(self, symbol: str, reason: str) -> bool:
+    def request(self, stream: Stream, reason: str) -> bool:
         """Ask for a run; True if it starts now, False if it joins the next one."""
-        if symbol in self._tasks:
-            self._pending.setdefault(symbol, []).append(reason)
-            log.info("training of %s already running; %r will be served by the next run", symbol, reason)
+        if stream in self._tasks:
+            self._pending.setdefault(stream, []).append(reason)
+            log.info("training of %s already running; %r will be served by the next run", stream, reason)
             return False
-        self._started_ms[symbol] = int(time.time() * 1000)
-        self._tasks[symbol] = asyncio.create_task(self._loop(symbol, [reason]), name=f"train-{symbol}")
+        self._started_ms[stream] = int(time.time() * 1000)
+        name = f"train-{stream.symbol}-{stream.interval}"
+        self._tasks[stream] = asyncio.create_task(self._loop(stream, [reason]), name=name)
         return True
 
-    def busy(self, symbol: str) -> bool:
-        return symbol in self._tasks
+    def busy(self, stream: Stream) -> bool:
+        return stream in self._tasks
 
-    def running_since(self, symbol: str) -> int | None:
-        """Wall-clock ms at which the current run of `symbol` started (None when idle)."""
-        return self._started_ms.get(symbol) if symbol in self._tasks else None
+    def running_since(self, stream: Stream) -> int | None:
+        """Wall-clock ms at which the current run of the stream started (None when idle)."""
+        return self._started_ms.get(stream) if stream in self._tasks else None
 
-    async def _loop(self, symbol: str, reasons: list[str]) -> None:
+    async def _loop(self, stream: Stream, reasons: list[str]) -> None:
         try:
             while True:
                 try:
-                    await self._run(symbol, reasons)
+                    await self._run(stream, reasons)
                 except Exception:
-                    log.exception("training run for %s failed", symbol)
-                next_reasons = self._pending.pop(symbol, None)
+                    log.exception("training run for %s failed", stream)
+                next_reasons = self._pending.pop(stream, None)
                 if not next_reasons:
                     return
                 reasons = next_reasons
-                self._started_ms[symbol] = int(time.time() * 1000)
+                self._started_ms[stream] = int(time.time() * 1000)
         finally:
-            self._tasks.pop(symbol, None)
+            self._tasks.pop(stream, None)
 
     async def idle(self) -> None:
         """Wait until no run is going or waiting."""

@@ -18,6 +18,7 @@ import pandas as pd
 from services.ingestor.store import upsert_candles
 from shared.config import PROJECT_ROOT, Settings
 from shared.market.binance_csv import frame_to_candles
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle, ModelPromoted
 from shared.messaging.runtime import make_broker
@@ -28,6 +29,7 @@ from testkit.ports import free_port
 
 SYMBOL = "BTCUSDT"
 INTERVAL = "5m"
+STREAM = Stream(SYMBOL, INTERVAL)
 STEP = 300_000
 #: A model that trains in seconds and beats persistence on `candle_frame` data (AR(1) returns):
 #: window 12 (+48 lookback = 60 candles of history), 8 units.

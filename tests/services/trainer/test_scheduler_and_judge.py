@@ -10,44 +10,47 @@ from services.trainer.jobs import Comparison, TrainOutcome
 from services.trainer.runner import Trainer, judge
 from services.trainer.scheduler import TrainingScheduler
 from shared.config import Settings
+from shared.market.streams import Stream
+
+BTC, ETH = Stream("BTCUSDT", "5m"), Stream("ETHUSDT", "5m")
 
 
 async def test_triggers_during_a_run_become_exactly_one_more_run() -> None:
-    runs: list[tuple[str, list[str]]] = []
+    runs: list[tuple[Stream, list[str]]] = []
     release = asyncio.Event()
 
-    async def run(symbol: str, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str]) -> None:
         runs.append((symbol, reasons))
         if len(runs) == 1:
             await release.wait()
 
     scheduler = TrainingScheduler(run)
-    assert scheduler.request("BTCUSDT", "tick") is True
+    assert scheduler.request(BTC, "tick") is True
     await asyncio.sleep(0)
-    assert scheduler.busy("BTCUSDT") and scheduler.running_since("BTCUSDT") is not None
-    assert scheduler.request("BTCUSDT", "drift") is False
-    assert scheduler.request("BTCUSDT", "manual") is False
-    assert scheduler.request("ETHUSDT", "tick") is True  # another symbol does not wait
+    assert scheduler.busy(BTC) and scheduler.running_since(BTC) is not None
+    assert scheduler.request(BTC, "drift") is False
+    assert scheduler.request(BTC, "manual") is False
+    assert scheduler.request(ETH, "tick") is True  # another symbol does not wait
     release.set()
     await scheduler.idle()
-    assert runs == [("BTCUSDT", ["tick"]), ("ETHUSDT", ["tick"]), ("BTCUSDT", ["drift", "manual"])]
-    assert not scheduler.busy("BTCUSDT") and scheduler.running_since("BTCUSDT") is None
+    assert runs == [(BTC, ["tick"]), (ETH, ["tick"]), (BTC, ["drift", "manual"])]
+    assert not scheduler.busy(BTC) and scheduler.running_since(BTC) is None
 
 
 async def test_a_failed_run_does_not_lose_the_triggers_that_waited_for_it() -> None:
     runs: list[list[str]] = []
     gate = asyncio.Event()
 
-    async def run(symbol: str, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str]) -> None:
         runs.append(reasons)
         if len(runs) == 1:
             await gate.wait()
             raise RuntimeError("out of memory")
 
     scheduler = TrainingScheduler(run)
-    scheduler.request("BTCUSDT", "first")
+    scheduler.request(BTC, "first")
     await asyncio.sleep(0)
-    scheduler.request("BTCUSDT", "second")
+    scheduler.request(BTC, "second")
     gate.set()
     await scheduler.idle()
     assert runs == [["first"], ["second"]]
@@ -56,7 +59,7 @@ async def test_a_failed_run_does_not_lose_the_triggers_that_waited_for_it() -> N
 async def test_close_cancels_a_run_in_progress() -> None:
     cancelled = asyncio.Event()
 
-    async def run(symbol: str, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str]) -> None:
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -64,10 +67,10 @@ async def test_close_cancels_a_run_in_progress() -> None:
             raise
 
     scheduler = TrainingScheduler(run)
-    scheduler.request("BTCUSDT", "tick")
+    scheduler.request(BTC, "tick")
     await asyncio.sleep(0)
     await scheduler.close()
-    assert cancelled.is_set() and not scheduler.busy("BTCUSDT")
+    assert cancelled.is_set() and not scheduler.busy(BTC)
 
 
 def outcome(candidate: float | None, champion: float | None) -> TrainOutcome:

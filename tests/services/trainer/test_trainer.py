@@ -17,6 +17,7 @@ from services.trainer.main import serve
 from services.trainer.metrics import PROMOTIONS, REJECTED
 from services.trainer.runner import Trainer
 from shared.config import Settings
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import DailyTick, DriftEvent, TrainRequest
 from shared.messaging.runtime import make_broker
@@ -30,6 +31,7 @@ from tests.services.predictor.support import (
     BAD,
     INTERVAL,
     STEP,
+    STREAM,
     SYMBOL,
     TINY,
     TRAIN_CANDLES,
@@ -59,7 +61,7 @@ async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_s
     frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
     await store_candles(db, as_candles(frame))
     await mark_caught_up(db, SYMBOL, INTERVAL, int(frame["open_time"].iloc[-1]))  # the backfill is recorded
-    promotions = PROMOTIONS.labels(SYMBOL)._value.get()
+    promotions = PROMOTIONS.labels(SYMBOL, INTERVAL)._value.get()
     async with running(partial(serve, config=TINY, executor=worker, bootstrap_period=0.2), settings) as task:
         await eventually(lambda: _finished(db, "rebuild-series"), "the series rebuild", within=120, task=task)
 
@@ -72,7 +74,7 @@ async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_s
     assert champion.metrics["compared_rows"] > 100 and "champion_close_mae" not in champion.metrics
     assert champion.metrics["close_mae"] < champion.baseline_metrics["persistence"]["close_mae"]  # it learned
     assert champion.data_start == frame["open_time"].iloc[0] and champion.data_end == frame["open_time"].iloc[-1]
-    assert PROMOTIONS.labels(SYMBOL)._value.get() == promotions + 1
+    assert PROMOTIONS.labels(SYMBOL, INTERVAL)._value.get() == promotions + 1
 
     [announced] = await read_json(settings, topics.MODELS)
     assert announced["version"] == champion.version and announced["artifact_path"] == champion.artifact_path
@@ -100,12 +102,12 @@ async def test_a_worse_candidate_is_rejected_and_the_champion_stays(
     settings = settings.model_copy(update={"model_kinds": ["lstm"]})  # the BAD config is an LSTM's
     good = await make_champion(db, tiny_models[0])
     await store_candles(db, as_candles(candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)))  # the data it learned on
-    rejected = REJECTED.labels(SYMBOL)._value.get()
+    rejected = REJECTED.labels(SYMBOL, INTERVAL)._value.get()
     pool = await create_pool(settings.database)
     broker = make_broker(settings, "trainer")
     await broker.start()
     try:
-        status = await Trainer(settings, pool, broker, worker, BAD).run(SYMBOL, ["a test"])
+        status = await Trainer(settings, pool, broker, worker, BAD).run(STREAM, ["a test"])
     finally:
         await broker.stop()
         await pool.close()
@@ -121,7 +123,7 @@ async def test_a_worse_candidate_is_rejected_and_the_champion_stays(
     assert f"vs champion {good}" in job["message"] and "persistence" in job["message"]
     assert await read_topic(settings, topics.MODELS) == []  # nothing announced
     assert await db.fetchval("SELECT count(*) FROM series") == 0  # no rebuild for a rejected model
-    assert REJECTED.labels(SYMBOL)._value.get() == rejected + 1
+    assert REJECTED.labels(SYMBOL, INTERVAL)._value.get() == rejected + 1
 
 
 async def test_redelivered_stale_and_malformed_triggers_start_one_run_only(
@@ -187,23 +189,23 @@ async def test_the_first_model_waits_until_the_backfill_is_recorded(settings: Se
     settings = settings.model_copy(update={"train_min_candles": 1000})  # 1500 candles: 5 days of 90
     frame = candle_frame(TRAIN_CANDLES, seed=TRAIN_SEED)
     await store_candles(db, as_candles(frame[:1200]))
-    requested: list[str] = []
+    requested: list[list[str]] = []
 
-    async def run(symbol: str, reason: str) -> None:
+    async def run(symbol: Stream, reason: list[str]) -> None:
         requested.append(reason)
 
     scheduler = TrainingScheduler(run)
     triggers = Triggers(settings, db, scheduler)  # type: ignore[arg-type]
     try:
-        assert not await triggers.bootstrap_one(SYMBOL)  # no word from the ingestor
+        assert not await triggers.bootstrap_one(STREAM)  # no word from the ingestor
         await mark_caught_up(db, SYMBOL, INTERVAL, int(frame["open_time"].iloc[-1]))
-        assert not await triggers.bootstrap_one(SYMBOL)  # the recorder is 300 candles behind the ingestor
+        assert not await triggers.bootstrap_one(STREAM)  # the recorder is 300 candles behind the ingestor
         await store_candles(db, as_candles(frame[1200:]))
-        assert await triggers.bootstrap_one(SYMBOL)
+        assert await triggers.bootstrap_one(STREAM)
         # An import of a whole configured history needs no word from the ingestor.
         longer = settings.model_copy(update={"train_days": 5})
         await db.execute("DELETE FROM ingest_progress")
-        assert await Triggers(longer, db, TrainingScheduler(run)).bootstrap_one(SYMBOL)  # type: ignore[arg-type]
+        assert await Triggers(longer, db, TrainingScheduler(run)).bootstrap_one(STREAM)  # type: ignore[arg-type]
     finally:
         await scheduler.close()
 
@@ -218,9 +220,9 @@ async def test_every_configured_kind_trains_and_the_best_on_the_same_rows_is_pro
     broker = make_broker(settings, "trainer")
     await broker.start()
     try:
-        status = await Trainer(settings, pool, broker, worker, TINY).run(SYMBOL, ["all kinds"])
+        status = await Trainer(settings, pool, broker, worker, TINY).run(STREAM, ["all kinds"])
         broken = replace(TINY, gbm_min_data_in_leaf=-1)  # LightGBM refuses it: the gbm kind fails
-        second = await Trainer(settings, pool, broker, worker, broken).run(SYMBOL, ["one kind broken"])
+        second = await Trainer(settings, pool, broker, worker, broken).run(STREAM, ["one kind broken"])
     finally:
         await broker.stop()
         await pool.close()
@@ -253,7 +255,7 @@ async def test_with_live_evidence_required_a_better_candidate_waits_in_the_shado
     await broker.start()
     try:
         trainer = Trainer(settings, pool, broker, worker, TINY)
-        assert await trainer.run(SYMBOL, ["a better model"]) == "pending"
+        assert await trainer.run(STREAM, ["a better model"]) == "pending"
         [job] = await _jobs(db)
         candidate = job["model_version"]
         assert job["status"] == "pending" and "live candles decide" in job["message"]
@@ -273,10 +275,10 @@ async def test_with_live_evidence_required_a_better_candidate_waits_in_the_shado
         start = int(frame["open_time"].iloc[-1]) + STEP
         await live(champion, "futures", 2.0, range(start, start + 4 * STEP, STEP))
         await live(candidate, "shadow_futures", 1.0, range(start, start + 4 * STEP, STEP))
-        assert await trainer.check_live(SYMBOL) == []  # four candles: not enough evidence yet
+        assert await trainer.check_live(STREAM) == []  # four candles: not enough evidence yet
         await live(champion, "futures", 2.0, range(start + 4 * STEP, start + 6 * STEP, STEP))
         await live(candidate, "shadow_futures", 1.0, range(start + 4 * STEP, start + 6 * STEP, STEP))
-        [verdict] = await trainer.check_live(SYMBOL)
+        [verdict] = await trainer.check_live(STREAM)
     finally:
         await broker.stop()
         await pool.close()
