@@ -39,8 +39,9 @@ from services.predictor.metrics import (
 )
 from services.predictor.rolling import DriftPolicy
 from services.predictor.staleness import StalenessWatch
-from shared.config import Settings
+from shared.config import Settings, interval_ms
 from shared.market.binance_csv import candles_to_frame
+from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle, now_ms
 from shared.model.champions import ChampionCache
@@ -81,10 +82,10 @@ class Outbox:
 def model_switched(symbol: str, interval: str, old: str | None, new: str) -> None:
     """`ChampionCache`'s hook: the model-info gauge names the version in use."""
     try:
-        MODEL_INFO.remove(symbol, old or NO_MODEL)
+        MODEL_INFO.remove(symbol, interval, old or NO_MODEL)
     except KeyError:
         pass
-    MODEL_INFO.labels(symbol, new).set(1)
+    MODEL_INFO.labels(symbol, interval, new).set(1)
 
 
 class Predictor:
@@ -94,7 +95,7 @@ class Predictor:
         self.broker = broker
         self.champions = champions
         self.policy = DriftPolicy.from_settings(settings)
-        self.staleness = StalenessWatch(settings.symbols, settings.interval_ms)
+        self.staleness = StalenessWatch(settings.streams)
         self.streams: dict[tuple[str, str], StreamState] = {}
         self.levels = tuple(settings.interval_levels)
         self._gaps: dict[tuple[str, str], tuple[int, float]] = {}
@@ -111,12 +112,12 @@ class Predictor:
             return state
         if self.champions.get(symbol, interval) is None:  # a stream first seen in the topic
             if await self.champions.refresh(symbol, interval) is None:
-                MODEL_INFO.labels(symbol, NO_MODEL).set(1)
+                MODEL_INFO.labels(symbol, interval, NO_MODEL).set(1)
                 log.warning("no champion model for %s %s yet: consuming candles, not predicting", symbol, interval)
         await self.champions.refresh_challengers(symbol, interval)
         need = self._history_needed(symbol, interval)
         _, first_stored, _ = await candle_span(self.pool, symbol, interval)
-        state = StreamState(symbol, interval, self.settings.interval_ms, self.policy, keep=2 * need,
+        state = StreamState(symbol, interval, interval_ms(interval), self.policy, keep=2 * need,
                             floor=first_stored, levels=self.levels)
         state.restore(
             await load_last_candles(self.pool, symbol, interval, 2 * need),
@@ -124,8 +125,8 @@ class Predictor:
             await store.last_drift_time(self.pool, symbol, interval),
         )
         self.streams[(symbol, interval)] = state
-        PREDICTIONS.labels(symbol)  # counters exported at zero from the start: no "no data" panels
-        DRIFT_EVENTS.labels(symbol)
+        PREDICTIONS.labels(symbol, interval)  # counters exported at zero from the start: no "no data" panels
+        DRIFT_EVENTS.labels(symbol, interval)
         self._publish_stats(state)
         log.info("%s %s: %d candles in memory (last %s), %d filled predictions in the rolling window",
                  symbol, interval, len(state.history), state.history.last_time, len(state.rolling))
@@ -152,7 +153,7 @@ class Predictor:
                 await store.insert_drift(self.pool, symbol, interval, outcome.drift, self.policy.window)
                 await self.broker.publish(outcome.drift_event, self.settings.topic(topics.DRIFT),
                                           key=topics.symbol_key(symbol))
-                DRIFT_EVENTS.labels(symbol).inc()
+                DRIFT_EVENTS.labels(symbol, interval).inc()
                 log.warning("DRIFT %s %s at candle %d: %s", symbol, interval, outcome.drift.candle_time,
                             outcome.drift.reason)
 
@@ -160,7 +161,7 @@ class Predictor:
         self, symbol: str, interval: str, items: list[tuple[Candle, int | None]], outbox: Outbox
     ) -> Outcome:
         state = await self.warm_up(symbol, interval)
-        self.staleness.seen(symbol)
+        self.staleness.seen(Stream(symbol, interval))
         frame = candles_to_frame([c for c, _ in items])
         champion = self.champions.get(symbol, interval)
         first, last = int(frame["open_time"].iloc[0]), int(frame["open_time"].iloc[-1])
@@ -173,13 +174,15 @@ class Predictor:
 
         model = champion.model if champion else None
         started = time.perf_counter()
-        if len(frame) == 1:
-            predictions = state.advance(frame, model)  # live: one window, well under a millisecond
-        else:
+        times = frame["open_time"].to_numpy(np.int64)
+        if len(frame) == 1:  # live: one window, well under a millisecond, for the champion and each shadow
+            predictions = state.advance(frame, model)
+            shadows = self._shadow_predictions(state, times)
+        else:  # a backlog: batch inference off the event loop, so the consumer keeps its group
             predictions = await asyncio.to_thread(state.advance, frame, model)
+            shadows = await asyncio.to_thread(self._shadow_predictions, state, times)
         if predictions:
             INFERENCE_SECONDS.observe((time.perf_counter() - started) / len(predictions))
-        shadows = self._shadow_predictions(state, frame["open_time"].to_numpy(np.int64))
 
         async with self.pool.acquire() as conn, conn.transaction():
             version = champion.version if champion else ""
@@ -196,7 +199,7 @@ class Predictor:
                                detected_at=now_ms())
         for event in outcome.events:
             await outbox.add(event, self.settings.topic(topics.PREDICTIONS), symbol)
-        PREDICTIONS.labels(symbol).inc(len(predictions) - len(already))
+        PREDICTIONS.labels(symbol, interval).inc(len(predictions) - len(already))
         self._observe_latency(items, bool(predictions))
         self._publish_stats(state)
         return outcome
@@ -246,17 +249,17 @@ class Predictor:
             return
         candle, received = items[-1]
         now = time.time() * 1000
-        interval_ms = self.settings.interval_ms
-        if received is None or now - received > interval_ms:
+        step = interval_ms(candle.interval)
+        if received is None or now - received > step:
             return
         closed = candle.close_time + 1
-        reference = closed if abs(received - closed) < interval_ms else received
-        CANDLE_TO_PREDICTION_SECONDS.observe(max(0.0, now - reference) / 1000)
+        reference = closed if abs(received - closed) < step else received
+        CANDLE_TO_PREDICTION_SECONDS.labels(candle.symbol, candle.interval).observe(max(0.0, now - reference) / 1000)
 
     def _publish_stats(self, state: StreamState) -> None:
         stats = state.stats()
         if stats.rows:
-            ROLLING_MAPE.labels(state.symbol).set(stats.mape)
-            ROLLING_PERSISTENCE_MAPE.labels(state.symbol).set(stats.persistence_mape)
-            DIRECTION_HIT_RATE.labels(state.symbol).set(stats.hit_rate)
+            ROLLING_MAPE.labels(state.symbol, state.interval).set(stats.mape)
+            ROLLING_PERSISTENCE_MAPE.labels(state.symbol, state.interval).set(stats.persistence_mape)
+            DIRECTION_HIT_RATE.labels(state.symbol, state.interval).set(stats.hit_rate)
 

@@ -68,8 +68,9 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             candle = letters.decode(Candle, record)
             if candle is None:
                 continue
-            if candle.interval != settings.interval:
-                letters.reject(record, f"interval {candle.interval!r}: this predictor serves {settings.interval!r}")
+            if candle.interval not in settings.intervals:
+                letters.reject(record, f"interval {candle.interval!r}: this predictor serves "
+                                       f"{', '.join(settings.intervals)}")
                 continue
             items.append((record, candle))
 
@@ -95,7 +96,7 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
     async def on_model_promoted(message: KafkaMessage) -> None:
         for record in kafka_records(message):
             event = await decode_or_dead_letter(broker, settings, ModelPromoted, record, service=SERVICE)
-            if event is not None and event.interval == settings.interval:
+            if event is not None and event.interval in settings.intervals:
                 log.info("promotion of %s for %s heard", event.version, event.symbol)
                 await champions.refresh(event.symbol, event.interval)
                 await champions.refresh_challengers(event.symbol, event.interval)

@@ -25,7 +25,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     predictor = Predictor(settings, pool, broker, champions)
     register(broker, settings, predictor, champions)
     # The champion before the first candle: a candle consumed without a model is never predicted.
-    streams = [(symbol, settings.interval) for symbol in settings.symbols]
+    streams: list[tuple[str, str]] = list(settings.streams)
     for symbol, interval in streams:
         await champions.refresh(symbol, interval)
         await predictor.warm_up(symbol, interval)

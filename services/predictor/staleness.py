@@ -1,4 +1,4 @@
-"""The staleness alarm: no candle for longer than two intervals means the feed is broken.
+"""The staleness alarm: no candle of a stream for longer than two of its intervals means the feed is broken.
 
 Measured on this machine's clock since a candle last *arrived* (not since its close time): a
 replay or the 600x stand-in carries old close times, and a feed that delivers is not stale.
@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 
 from services.predictor.metrics import CANDLES_STALE, SECONDS_SINCE_LAST_CANDLE
+from shared.config import interval_ms
+from shared.market.streams import Stream
 
 log = logging.getLogger(__name__)
 
@@ -19,45 +21,44 @@ STALE_AFTER_INTERVALS = 2.0
 
 
 class StalenessWatch:
-    def __init__(
-        self, symbols: Iterable[str], interval_ms: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit_seconds = STALE_AFTER_INTERVALS * interval_ms / 1000
+    def __init__(self, streams: Iterable[Stream], clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = {s: STALE_AFTER_INTERVALS * interval_ms(s.interval) / 1000 for s in streams}
         self._clock = clock
         started = clock()
-        self._last_seen: dict[str, float] = dict.fromkeys(symbols, started)
-        self._stale: set[str] = set()
+        self._last_seen: dict[Stream, float] = dict.fromkeys(self.limits, started)
+        self._stale: set[Stream] = set()
 
-    def seen(self, symbol: str) -> None:
-        self._last_seen[symbol] = self._clock()
-        if symbol in self._stale:
-            self._stale.discard(symbol)
-            CANDLES_STALE.labels(symbol).set(0)
-            log.info("candles for %s arrive again", symbol)
+    def seen(self, stream: Stream) -> None:
+        self._last_seen[stream] = self._clock()
+        if stream in self._stale:
+            self._stale.discard(stream)
+            CANDLES_STALE.labels(*stream).set(0)
+            log.info("candles for %s arrive again", stream)
 
-    def check(self) -> list[str]:
-        """Update the gauges; returns the symbols that just became stale (each logged once)."""
+    def check(self) -> list[Stream]:
+        """Update the gauges; returns the streams that just became stale (each logged once)."""
         now = self._clock()
         newly = []
-        for symbol, last in self._last_seen.items():
+        for stream, last in self._last_seen.items():
             age = now - last
-            SECONDS_SINCE_LAST_CANDLE.labels(symbol).set(age)
-            if age > self.limit_seconds and symbol not in self._stale:
-                self._stale.add(symbol)
-                newly.append(symbol)
-                CANDLES_STALE.labels(symbol).set(1)
+            limit = self.limits.get(stream, STALE_AFTER_INTERVALS * interval_ms(stream.interval) / 1000)
+            SECONDS_SINCE_LAST_CANDLE.labels(*stream).set(age)
+            if age > limit and stream not in self._stale:
+                self._stale.add(stream)
+                newly.append(stream)
+                CANDLES_STALE.labels(*stream).set(1)
                 log.warning(
                     "STALE: no candle for %s in %.0f s (more than %.0f s, two intervals); is the ingestor running?",
-                    symbol,
+                    stream,
                     age,
-                    self.limit_seconds,
+                    limit,
                 )
-            elif symbol not in self._stale:
-                CANDLES_STALE.labels(symbol).set(0)
+            elif stream not in self._stale:
+                CANDLES_STALE.labels(*stream).set(0)
         return newly
 
     @property
-    def stale(self) -> set[str]:
+    def stale(self) -> set[Stream]:
         return set(self._stale)
 
     async def run(self, period: float = 1.0) -> None:

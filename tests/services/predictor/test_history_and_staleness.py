@@ -7,6 +7,7 @@ import pytest
 from services.predictor.history import CandleHistory
 from services.predictor.metrics import CANDLES_STALE, SECONDS_SINCE_LAST_CANDLE
 from services.predictor.staleness import StalenessWatch
+from shared.market.streams import Stream
 from tests.services.predictor.support import STEP, candle_frame
 
 
@@ -66,19 +67,23 @@ def test_history_asks_the_store_only_for_what_it_lacks_and_only_once() -> None:
     assert young.missing_range(t(5), 60) is None
 
 
-def test_staleness_alarm_after_two_intervals_without_a_candle() -> None:
+def test_staleness_alarm_after_two_intervals_without_a_candle_per_stream() -> None:
     now = [1000.0]
-    watch = StalenessWatch(["BTCUSDT"], interval_ms=60_000, clock=lambda: now[0])
+    minute, hour = Stream("BTCUSDT", "1m"), Stream("BTCUSDT", "1h")
+    watch = StalenessWatch([minute, hour], clock=lambda: now[0])
     now[0] += 119
     assert watch.check() == []
     now[0] += 2
-    assert watch.check() == ["BTCUSDT"]
+    assert watch.check() == [minute]  # two minutes without a 1m candle; the hourly stream is fine
     assert watch.check() == []  # alarmed once, not on every check
-    assert CANDLES_STALE.labels("BTCUSDT")._value.get() == 1
-    assert SECONDS_SINCE_LAST_CANDLE.labels("BTCUSDT")._value.get() == pytest.approx(121)
-    watch.seen("BTCUSDT")
+    assert CANDLES_STALE.labels("BTCUSDT", "1m")._value.get() == 1
+    assert CANDLES_STALE.labels("BTCUSDT", "1h")._value.get() == 0
+    assert SECONDS_SINCE_LAST_CANDLE.labels("BTCUSDT", "1m")._value.get() == pytest.approx(121)
+    watch.seen(minute)
     assert watch.stale == set()
-    assert CANDLES_STALE.labels("BTCUSDT")._value.get() == 0
+    assert CANDLES_STALE.labels("BTCUSDT", "1m")._value.get() == 0
+    now[0] += 7200
+    assert watch.check() == [minute, hour]
 
 
 def test_a_gap_before_a_batch_is_noticed() -> None:

@@ -18,6 +18,7 @@ from shared.model.artifacts import load_model
 from testkit.kafka import committed, read_json, read_topic
 from testkit.waiting import eventually
 from tests.services.predictor.support import (
+    INTERVAL,
     STEP,
     SYMBOL,
     announce,
@@ -109,7 +110,7 @@ async def test_without_a_champion_it_consumes_then_predicts_once_one_is_promoted
 
         await eventually(lambda: consumed(120), "the first candles to be consumed", task=task)
         assert await futures_rows(db) == []
-        assert MODEL_INFO.labels(SYMBOL, "none")._value.get() == 1
+        assert MODEL_INFO.labels(SYMBOL, INTERVAL, "none")._value.get() == 1
 
         version = await make_champion(db, tiny_models[0])
         await announce(settings, version, tiny_models[0])
@@ -123,7 +124,7 @@ async def test_without_a_champion_it_consumes_then_predicts_once_one_is_promoted
 
 
 async def _uses(version: str) -> bool:
-    return MODEL_INFO.labels(SYMBOL, version)._value.get() == 1
+    return MODEL_INFO.labels(SYMBOL, INTERVAL, version)._value.get() == 1
 
 
 async def test_a_promotion_switches_models_mid_stream_without_dropping_a_candle(
