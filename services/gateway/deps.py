@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, the read-only pool, the symbol, paging, the admin check.
+"""FastAPI dependencies: settings, the read-only pool, the stream (symbol, interval), paging, the admin check.
 
 All `async def` although none awaits: FastAPI runs a plain `def` dependency in a thread, which
 costs more than the dependency itself on every request.
@@ -73,6 +73,31 @@ def resolve_symbol(settings: Settings, symbol: str | None) -> str:
 
 
 SymbolDep = Annotated[str, Depends(get_symbol)]
+
+
+async def get_interval(
+    settings: SettingsDep,
+    interval: Annotated[
+        str | None,
+        Query(max_length=4, pattern="^[0-9]+[smhdwM]$", description="default: the first configured interval"),
+    ] = None,
+) -> str:
+    return resolve_interval(settings, interval)
+
+
+def resolve_interval(settings: Settings, interval: str | None) -> str:
+    """A configured interval; any other is a 404 naming the ones served."""
+    if interval is None:
+        return settings.interval
+    if interval not in settings.intervals:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"interval {interval} is not served here; served: {', '.join(settings.intervals)}",
+        )
+    return interval
+
+
+IntervalDep = Annotated[str, Depends(get_interval)]
 
 
 async def get_paging(

@@ -32,9 +32,10 @@ QUEUE_SIZE = 256
 
 @dataclass(eq=False)
 class Subscriber:
-    """One websocket client: its queue and the symbol it asked for (None: every symbol)."""
+    """One websocket client: its queue and the stream it asked for (None: every symbol, every interval)."""
 
     symbol: str | None
+    interval: str | None = None
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
@@ -44,8 +45,8 @@ class Hub:
     def __init__(self) -> None:
         self._subscribers: set[Subscriber] = set()
 
-    def subscribe(self, symbol: str | None) -> Subscriber:
-        subscriber = Subscriber(symbol)
+    def subscribe(self, symbol: str | None, interval: str | None = None) -> Subscriber:
+        subscriber = Subscriber(symbol, interval)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -58,10 +59,12 @@ class Hub:
     def publish(self, message: dict[str, Any]) -> int:
         """Queue `message` for every interested client; returns how many got it."""
         text = json.dumps(message)
-        symbol = message["data"].get("symbol")
+        symbol, interval = message["data"].get("symbol"), message["data"].get("interval")
         delivered = 0
         for subscriber in list(self._subscribers):
             if subscriber.symbol is not None and subscriber.symbol != symbol:
+                continue
+            if subscriber.interval is not None and subscriber.interval != interval:
                 continue
             if subscriber.queue.full():
                 subscriber.queue.get_nowait()

@@ -15,9 +15,16 @@ from pydantic import BaseModel, Field
 Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
+class Stream(BaseModel):
+    symbol: str
+    interval: str
+
+
 class Symbols(BaseModel):
     symbols: list[str]
-    interval: str
+    interval: str = Field(description="the default interval of every endpoint (the first configured)")
+    intervals: list[str]
+    streams: list[Stream] = Field(description="every (symbol, interval) served: each has its own model and series")
     window: int = Field(description="candles the model reads; POST /predict needs this plus the feature lookback")
 
 

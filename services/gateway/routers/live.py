@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect, status
 
-from services.gateway.deps import HubDep, SettingsDep, resolve_symbol
+from services.gateway.deps import HubDep, SettingsDep, resolve_interval, resolve_symbol
 from services.gateway.metrics import WS_CLIENTS
 
 router = APIRouter(tags=["live"])
@@ -20,10 +20,12 @@ async def predictions(
     hub: HubDep,
     settings: SettingsDep,
     symbol: Annotated[str | None, Query(max_length=20, description="only this symbol (default: all)")] = None,
+    interval: Annotated[str | None, Query(max_length=4, description="only this interval (default: all)")] = None,
 ) -> None:
     """Messages are `{"type": "prediction" | "real_close", "data": <event>}` (see /asyncapi)."""
     try:
         chosen = resolve_symbol(settings, symbol) if symbol else None
+        chosen_interval = resolve_interval(settings, interval) if interval else None
     except HTTPException as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail))
         return
@@ -31,7 +33,7 @@ async def predictions(
         await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason=f"{settings.ws_max_clients} clients already")
         return
     await websocket.accept()
-    subscriber = hub.subscribe(chosen)
+    subscriber = hub.subscribe(chosen, chosen_interval)
     WS_CLIENTS.inc()
 
     async def until_closed() -> None:

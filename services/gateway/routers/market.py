@@ -7,25 +7,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from services.gateway import queries
-from services.gateway.deps import PagingDep, PoolDep, SettingsDep, SymbolDep
-from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Symbols
+from services.gateway.deps import IntervalDep, PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Stream, Symbols
 from shared.model.intervals import from_json
 
-router = APIRouter(tags=["market"], responses={404: {"model": Problem, "description": "symbol not served"}})
+router = APIRouter(tags=["market"],
+                   responses={404: {"model": Problem, "description": "symbol or interval not served"}})
 
 
 @router.get("/symbols", response_model=Symbols)
 async def symbols(settings: SettingsDep) -> Symbols:
-    """The symbols this gateway serves (the first is every endpoint's default) and the interval."""
-    return Symbols(symbols=settings.symbols, interval=settings.interval, window=settings.window)
+    """The streams this gateway serves: every symbol at every interval (the first of each is every
+    endpoint's default)."""
+    return Symbols(symbols=settings.symbols, interval=settings.interval, intervals=settings.intervals,
+                   streams=[Stream(symbol=s.symbol, interval=s.interval) for s in settings.streams],
+                   window=settings.window)
 
 
 @router.get("/candles", response_model=CandlePage)
-async def candles(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, paging: PagingDep) -> dict[str, Any]:
-    rows = await queries.candles(pool, symbol, settings.interval, paging)
+async def candles(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    interval: IntervalDep,
+    paging: PagingDep,
+) -> dict[str, Any]:
+    rows = await queries.candles(pool, symbol, interval, paging)
     return {
         "symbol": symbol,
-        "interval": settings.interval,
+        "interval": interval,
         "count": len(rows),
         **paging.cursors([r["open_time"] for r in rows]),
         "items": [dict(r) for r in rows],
@@ -59,6 +69,7 @@ async def series(
     pool: PoolDep,
     settings: SettingsDep,
     symbol: SymbolDep,
+    interval: IntervalDep,
     paging: PagingDep,
     model_version: Annotated[str | None, Query(max_length=200, description="default: the champion")] = None,
 ) -> dict[str, Any]:
@@ -68,20 +79,20 @@ async def series(
     into train/validation/test), else from the live futures rows.
     """
     if model_version is None:
-        model = await queries.champion(pool, symbol, settings.interval)
+        model = await queries.champion(pool, symbol, interval)
     else:
-        model = await queries.model(pool, symbol, settings.interval, model_version)
+        model = await queries.model(pool, symbol, interval, model_version)
         if model is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {model_version} for {symbol}")
     version = model["version"] if model else None
     test_start = model["test_start"] if model else None
     test_end = model["data_end"] if model else None
-    rows = await queries.series(pool, symbol, settings.interval, version, paging)
+    rows = await queries.series(pool, symbol, interval, version, paging)
     items = [series_point(r, test_start, test_end) for r in rows]
     hits = [p["direction_hit"] for p in items if p["direction_hit"] is not None]
     return {
         "symbol": symbol,
-        "interval": settings.interval,
+        "interval": interval,
         "count": len(items),
         **paging.cursors([p["time"] for p in items]),
         "model_version": version,
@@ -93,12 +104,18 @@ async def series(
 
 
 @router.get("/futures", response_model=FuturePage)
-async def futures(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, paging: PagingDep) -> dict[str, Any]:
+async def futures(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    interval: IntervalDep,
+    paging: PagingDep,
+) -> dict[str, Any]:
     """The prospective series: each prediction made live, and its real close once known."""
-    rows = await queries.futures(pool, symbol, settings.interval, paging)
+    rows = await queries.futures(pool, symbol, interval, paging)
     return {
         "symbol": symbol,
-        "interval": settings.interval,
+        "interval": interval,
         "count": len(rows),
         **paging.cursors([r["time"] for r in rows]),
         "items": [with_intervals(r) for r in rows],
@@ -110,8 +127,13 @@ async def futures(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, pagin
     response_model=LatestPrediction,
     responses={404: {"model": Problem, "description": "no prediction yet, or symbol not served"}},
 )
-async def latest_prediction(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep) -> dict[str, Any]:
-    row = await queries.latest_prediction(pool, symbol, settings.interval)
+async def latest_prediction(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    interval: IntervalDep,
+) -> dict[str, Any]:
+    row = await queries.latest_prediction(pool, symbol, interval)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {settings.interval} yet")
-    return {"symbol": symbol, "interval": settings.interval, **with_intervals(row)}
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {interval} yet")
+    return {"symbol": symbol, "interval": interval, **with_intervals(row)}

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from services.gateway import queries
-from services.gateway.deps import PoolDep, SettingsDep, SymbolDep
+from services.gateway.deps import IntervalDep, PoolDep, SettingsDep, SymbolDep
 from services.gateway.schemas import Leaderboard, ModelCard, ModelList, ModelOut, Problem
 from shared.model.intervals import LEVELS, Conformal
 from shared.storage.models_registry import latest_challengers
@@ -23,12 +23,13 @@ async def list_models(
     pool: PoolDep,
     settings: SettingsDep,
     symbol: SymbolDep,
+    interval: IntervalDep,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first."""
-    items = await queries.models(pool, symbol, settings.interval, status_, limit)
-    return {"symbol": symbol, "interval": settings.interval, "items": items}
+    items = await queries.models(pool, symbol, interval, status_, limit)
+    return {"symbol": symbol, "interval": interval, "items": items}
 
 
 @router.get("/leaderboard", response_model=Leaderboard,
@@ -37,16 +38,17 @@ async def leaderboard(
     pool: PoolDep,
     settings: SettingsDep,
     symbol: SymbolDep,
+    interval: IntervalDep,
     window: Annotated[int, Query(ge=1, le=100_000, description="last N filled candles per model")] = 288,
 ) -> dict[str, Any]:
     """The champion and its shadow challengers (the newest model of every other kind), live: each
     scored on its last `window` filled predictions beside persistence on the same rows."""
-    champion = await queries.champion(pool, symbol, settings.interval)
-    challengers = await latest_challengers(pool, symbol, settings.interval)
+    champion = await queries.champion(pool, symbol, interval)
+    challengers = await latest_challengers(pool, symbol, interval)
     roles = {m.version: ("challenger", m.kind) for m in challengers}
     if champion is not None:
         roles[champion["version"]] = ("champion", champion["kind"])
-    rows = await queries.leaderboard(pool, symbol, settings.interval, list(roles), window)
+    rows = await queries.leaderboard(pool, symbol, interval, list(roles), window)
     scored = {r["model_version"]: dict(r) for r in rows}
     items = []
     for version, (role, kind) in roles.items():
@@ -59,7 +61,7 @@ async def leaderboard(
     items.sort(key=lambda i: (i["skill"] is None, -(i["skill"] or 0.0)))
     for rank, item in enumerate(items, 1):
         item["rank"] = rank
-    return {"symbol": symbol, "interval": settings.interval, "window": window, "items": items}
+    return {"symbol": symbol, "interval": interval, "window": window, "items": items}
 
 
 @router.get(
@@ -67,24 +69,29 @@ async def leaderboard(
     response_model=ModelOut,
     responses={404: {"model": Problem, "description": "no champion yet, or symbol not served"}},
 )
-async def current_model(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep) -> dict[str, Any]:
+async def current_model(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    interval: IntervalDep,
+) -> dict[str, Any]:
     """The champion: the model the predictor serves. `test_start` starts the shaded test period."""
-    model = await queries.champion(pool, symbol, settings.interval)
+    model = await queries.champion(pool, symbol, interval)
     if model is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model for {symbol} {settings.interval} yet")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model for {symbol} {interval} yet")
     return model
 
 
 # After every fixed path ("/current", "/leaderboard"): "/{version}" would capture them.
 @router.get("/{version}", response_model=ModelCard,
             responses={404: {"model": Problem, "description": "no such model for the symbol"}})
-async def model_card(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep,
+async def model_card(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, interval: IntervalDep,
                      version: Annotated[str, Path(max_length=200)]) -> dict[str, Any]:
     """One model: its metrics beside the baselines, and from its artifact the permutation feature
     importance on the test part, the training configuration and the interval calibration."""
-    model = await queries.model(pool, symbol, settings.interval, version)
+    model = await queries.model(pool, symbol, interval, version)
     if model is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {version} for {symbol} {settings.interval}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {version} for {symbol} {interval}")
     row = await pool.fetchrow("SELECT artifact_path FROM models WHERE version = $1", version)
     card = read_card(settings.model_dir, row["artifact_path"]) if row else {}
     return {**model, **card}

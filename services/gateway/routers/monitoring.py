@@ -7,19 +7,25 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from services.gateway import queries
-from services.gateway.deps import PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.deps import IntervalDep, PagingDep, PoolDep, SettingsDep, SymbolDep
 from services.gateway.schemas import DriftPage, JobPage, Problem
 
 router = APIRouter(tags=["monitoring"])
 
 
 @router.get("/drift", response_model=DriftPage, responses={404: {"model": Problem, "description": "symbol not served"}})
-async def drift(pool: PoolDep, settings: SettingsDep, symbol: SymbolDep, paging: PagingDep) -> dict[str, Any]:
+async def drift(
+    pool: PoolDep,
+    settings: SettingsDep,
+    symbol: SymbolDep,
+    interval: IntervalDep,
+    paging: PagingDep,
+) -> dict[str, Any]:
     """Drift events, paged by `detected_at` (epoch ms)."""
-    rows = await queries.drift(pool, symbol, settings.interval, paging)
+    rows = await queries.drift(pool, symbol, interval, paging)
     return {
         "symbol": symbol,
-        "interval": settings.interval,
+        "interval": interval,
         "count": len(rows),
         **paging.cursors([r["detected_at"] for r in rows]),
         "items": [dict(r) for r in rows],

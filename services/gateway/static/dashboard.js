@@ -1,4 +1,4 @@
-// The dashboard: reads the REST API once per symbol/range choice, then follows /ws/predictions.
+// The dashboard: reads the REST API once per symbol/interval/range choice, then follows /ws/predictions.
 // Plain script, no build step; LightweightCharts is the vendored standalone build.
 "use strict";
 
@@ -181,7 +181,7 @@ function drawLeaderboard(board) {
 }
 
 async function load() {
-  const q = `symbol=${encodeURIComponent(state.symbol)}`;
+  const q = `symbol=${encodeURIComponent(state.symbol)}&interval=${encodeURIComponent(state.interval)}`;
   try {
     const [series, futures, models, drift, board] = await Promise.all([
       getJSON(`/series?${q}&limit=${state.limit}`),
@@ -205,7 +205,7 @@ async function load() {
 function onLive(message) {
   state.live += 1;
   const data = message.data;
-  if (data.symbol !== state.symbol) return;
+  if (data.symbol !== state.symbol || data.interval !== state.interval) return;
   if (message.type === "prediction") {
     showNext(data, true);
     charts.pred.update({ time: sec(data.target_time), open: data.open, high: data.high, low: data.low, close: data.close });
@@ -236,11 +236,15 @@ async function main() {
   buildCharts();
   try {
     const info = await getJSON("/symbols");
-    state.interval = info.interval;
     const select = $("symbol");
-    for (const s of info.symbols) select.add(new Option(`${s} ${info.interval}`, s));
+    for (const s of info.symbols) select.add(new Option(s, s));
     state.symbol = info.symbols[0];
     select.onchange = () => { state.symbol = select.value; load(); };
+    const intervals = $("interval");
+    for (const i of info.intervals) intervals.add(new Option(i, i));
+    state.interval = info.interval;
+    intervals.value = info.interval;
+    intervals.onchange = () => { state.interval = intervals.value; load(); };
     $("range").onchange = (e) => { state.limit = Number(e.target.value); load(); };
   } catch (error) {
     showError(`gateway not answering: ${error.message}`);

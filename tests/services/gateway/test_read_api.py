@@ -171,7 +171,11 @@ async def test_drift_and_jobs(client: httpx.AsyncClient, seeded: Seeded) -> None
 
 
 async def test_symbols_docs_asyncapi_dashboard_and_metrics(client: httpx.AsyncClient, seeded: Seeded) -> None:
-    assert (await client.get("/symbols")).json() == {"symbols": ["BTCUSDT"], "interval": "5m", "window": 60}
+    assert (await client.get("/symbols")).json() == {
+        "symbols": ["BTCUSDT"], "interval": "5m", "intervals": ["5m"],
+        "streams": [{"symbol": "BTCUSDT", "interval": "5m"}], "window": 60}
+    missing = await client.get("/candles", params={"interval": "1h"})
+    assert missing.status_code == 404 and missing.json()["detail"] == "interval 1h is not served here; served: 5m"
     assert "swagger" in (await client.get("/docs")).text.lower()
     spec = (await client.get("/openapi.json")).json()
     assert {"/candles", "/series", "/futures", "/predictions/latest", "/models", "/models/current", "/drift", "/jobs",
