@@ -43,9 +43,12 @@ def queries() -> list[Query]:
     return found
 
 
-def promql(text: str, symbol: str = "BTCUSDT") -> str:
+def promql(text: str, symbol: str = "BTCUSDT", interval: str = "5m") -> str:
     """Grafana's variables replaced as Grafana would before sending the query."""
-    return text.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$symbol", symbol)
+    text = text.replace("$__rate_interval", "1m").replace("$__interval", "15s")
+    text = text.replace("$symbol", symbol).replace("$interval", interval)
+    assert "$" not in text, f"an unreplaced Grafana variable in: {text}"
+    return text
 
 
 def sql(text: str, symbol: str = "BTCUSDT", interval: str = "5m") -> str:
