@@ -25,7 +25,7 @@ from shared.config import INTERVAL_MS
 from shared.model import forecaster
 from shared.model._tf import library_versions
 from shared.model.dataset import TARGETS, Preprocessing
-from shared.model.features import FEATURE_VERSION, FEATURES, LOOKBACK
+from shared.model.features import FEATURE_SETS, FEATURE_VERSION, FEATURES, LOOKBACK
 from shared.model.forecaster import Forecaster
 from shared.model.report import jsonable
 from shared.model.training import TrainResult
@@ -144,7 +144,8 @@ def _check_compatible(metadata: dict[str, Any], pre: Preprocessing, path: Path, 
         raise ArtifactError(
             f"{path}: artifact format {metadata.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
-    if tuple(pre.features) != FEATURES or pre.feature_version != FEATURE_VERSION or pre.lookback != LOOKBACK:
+    known_set = tuple(pre.features) in FEATURE_SETS.values()
+    if not known_set or pre.feature_version != FEATURE_VERSION or pre.lookback != LOOKBACK:
         missing = sorted(set(FEATURES) - set(pre.features))
         extra = sorted(set(pre.features) - set(FEATURES))
         raise ArtifactError(

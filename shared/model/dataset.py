@@ -197,15 +197,20 @@ class SampleSet:
     interval_ms: int
     window: int
 
+    #: The names of the feature columns (`shared.model.features.FEATURE_SETS`).
+    feature_names: tuple[str, ...] = FEATURES
+
     @classmethod
-    def build(cls, candles: pd.DataFrame, window: int, interval_ms: int | None = None) -> SampleSet:
+    def build(
+        cls, candles: pd.DataFrame, window: int, interval_ms: int | None = None, features: tuple[str, ...] = FEATURES
+    ) -> SampleSet:
         open_times = candles["open_time"].to_numpy(np.int64)
         if np.any(np.diff(open_times) <= 0):
             raise ValueError("candles must be sorted by open_time without duplicates")
         interval = interval_ms or infer_interval_ms(open_times)
         targets, up = compute_targets(candles)
         return cls(
-            features=compute_features(candles),
+            features=compute_features(candles, features),
             targets=targets,
             up=up,
             open_times=open_times,
@@ -213,6 +218,7 @@ class SampleSet:
             end_indices=valid_end_indices(open_times, interval, window, with_target=True),
             interval_ms=interval,
             window=window,
+            feature_names=features,
         )
 
     def fit_preprocessing(self, train_ends: np.ndarray) -> Preprocessing:
@@ -226,6 +232,7 @@ class SampleSet:
             feature_scaler=Scaler.fit(self.features[rows]),
             target_scaler=Scaler.fit(self.targets[train_ends], constant_std=1e-12),
             up_rate=float(np.mean(self.up[train_ends])),
+            features=self.feature_names,
         )
 
 

@@ -45,6 +45,16 @@ FEATURES: tuple[str, ...] = (
     "dow_cos",
 )
 
+#: Features that read Binance's own kline fields (volume, trade count, taker volume).
+EXCHANGE_FEATURES: tuple[str, ...] = ("volume_ratio", "trades_ratio", "taker_buy_share")
+#: The features of the OHLC variant: open, high, low, close and the open time only, so that a
+#: history from any source (a Yahoo Finance download, another exchange, a spreadsheet) can be
+#: answered. Volume is left out too: it is optional in such histories, and a ratio to its own
+#: rolling mean would be the only feature a missing column could silently turn into a constant.
+OHLC_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f not in EXCHANGE_FEATURES)
+#: Feature sets by name; an artifact records its set's names, and `TrainConfig.features` picks one.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"full": FEATURES, "ohlc": OHLC_FEATURES}
+
 _DAY_MS = 86_400_000
 _WEEK_DAYS = 7
 
@@ -72,21 +82,34 @@ def _shift(values: np.ndarray, periods: int) -> np.ndarray:
     return shifted
 
 
-def compute_features(candles: pd.DataFrame) -> np.ndarray:
-    """Feature matrix (rows x len(FEATURES), float64) of a time-ordered candle frame.
+def _column(candles: pd.DataFrame, name: str, missing: float) -> np.ndarray:
+    if name in candles:
+        return candles[name].to_numpy(np.float64)
+    return np.full(len(candles), missing)
 
-    Rows before LOOKBACK see a shorter history; the dataset never uses them as inputs.
+
+def compute_features(candles: pd.DataFrame, names: tuple[str, ...] = FEATURES) -> np.ndarray:
+    """Feature matrix (rows x len(names), float64) of a time-ordered candle frame.
+
+    Rows before LOOKBACK see a shorter history; the dataset never uses them as inputs. A frame
+    without volume, trades or taker volume is accepted when `names` reads none of them.
     """
+    absent = [n for n in ("volume", "trades", "taker_buy_base_volume") if n not in candles]
+    if absent and set(names) & set(EXCHANGE_FEATURES):
+        raise ValueError(f"features {sorted(set(names) & set(EXCHANGE_FEATURES))} need columns {absent}")
+    unknown = set(names) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"unknown features {sorted(unknown)}")
     o = candles["open"].to_numpy(np.float64)
     h = candles["high"].to_numpy(np.float64)
     low = candles["low"].to_numpy(np.float64)
     c = candles["close"].to_numpy(np.float64)
-    volume = candles["volume"].to_numpy(np.float64)
-    trades = candles["trades"].to_numpy(np.float64)
-    taker = candles["taker_buy_base_volume"].to_numpy(np.float64)
+    volume = _column(candles, "volume", 1.0)
+    trades = _column(candles, "trades", 1.0)
+    taker = _column(candles, "taker_buy_base_volume", 0.5)
     open_time = candles["open_time"].to_numpy(np.int64)
     if len(c) == 0:
-        return np.zeros((0, len(FEATURES)))
+        return np.zeros((0, len(names)))
 
     prev_close = _shift(c, 1)
     ret_close = np.log(c / prev_close)
@@ -125,6 +148,8 @@ def compute_features(candles: pd.DataFrame) -> np.ndarray:
         np.sin(week_phase),
         np.cos(week_phase),
     ]
+    if names != FEATURES:
+        columns = [columns[FEATURES.index(name)] for name in names]
     return np.stack(columns, axis=1)
 
 

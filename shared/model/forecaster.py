@@ -203,7 +203,7 @@ class ForecasterBase:
         if len(ends) == 0:
             return {}
         heads = HorizonHeads.from_dict(self.preprocessing.horizons)
-        scaled = self.preprocessing.scale_features(compute_features(candles.iloc[lo:hi]))
+        scaled = self.preprocessing.scale_features(compute_features(candles.iloc[lo:hi], self.preprocessing.features))
         base = candles["close"].to_numpy(np.float64)[ends]
         return {h: base * np.exp(r) for h, r in heads.log_ratios(scaled, ends - lo).items()}
 

@@ -165,7 +165,7 @@ class LoadedModel(ForecasterBase):
         lo, hi = self.check_ends(candles, ends)
         if len(ends) == 0:
             return make_windows(np.zeros((0, len(self.preprocessing.features))), ends, self.window)
-        features = compute_features(candles.iloc[lo:hi])
+        features = compute_features(candles.iloc[lo:hi], self.preprocessing.features)
         scaled = self.preprocessing.scale_features(features)
         return make_windows(scaled, ends - lo, self.window)
 

@@ -65,5 +65,5 @@ class TabularForecaster(ForecasterBase):
         lo, hi = self.check_ends(candles, ends)
         if len(ends) == 0:
             return np.zeros((0, self.lags * len(self.preprocessing.features)))
-        scaled = self.preprocessing.scale_features(compute_features(candles.iloc[lo:hi]))
+        scaled = self.preprocessing.scale_features(compute_features(candles.iloc[lo:hi], self.preprocessing.features))
         return flat_rows(scaled, ends - lo, self.lags)

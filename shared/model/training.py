@@ -22,6 +22,7 @@ import pandas as pd
 from shared.model._tf import keras_module
 from shared.model.dataset import CLOSE, Preprocessing, SampleSet, make_windows, temporal_split
 from shared.model.evaluation import Evaluation, evaluate
+from shared.model.features import FEATURE_SETS
 from shared.model.forecaster import Forecaster, fitter_of
 from shared.model.horizons import fit_horizon_heads
 from shared.model.importance import permutation_importance
@@ -87,10 +88,15 @@ class TrainConfig:
     gbm_early_stopping: int = 30
     #: Ridge penalties tried on the validation part (the one with the lowest validation loss wins).
     ridge_alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+    #: Feature set (`shared.model.features.FEATURE_SETS`): "full", or "ohlc" for the variant that
+    #: answers histories without Binance's volume and trade fields.
+    features: str = "full"
 
     def __post_init__(self) -> None:
         if self.ensemble < 1 or self.window < 2 or self.epochs < 1:
             raise ValueError("ensemble and epochs must be >= 1 and window >= 2")
+        if self.features not in FEATURE_SETS:
+            raise ValueError(f"features must be one of {', '.join(FEATURE_SETS)}, not {self.features!r}")
 
     def network_spec(self, n_features: int) -> NetworkSpec:
         return NetworkSpec(
@@ -384,7 +390,7 @@ def train_model(
     """
     started = time.perf_counter()
     candles = candles.sort_values("open_time").drop_duplicates("open_time").reset_index(drop=True)
-    samples = SampleSet.build(candles, config.window, config.interval_ms)
+    samples = SampleSet.build(candles, config.window, config.interval_ms, FEATURE_SETS[config.features])
     split = temporal_split(samples.end_indices, config.window, config.split, config.test_rows)
     if len(split.train) < MIN_TRAIN_SAMPLES:
         raise ValueError(

@@ -6,7 +6,15 @@ import sys
 import numpy as np
 import pytest
 
-from shared.model.features import FEATURES, LOOKBACK, compute_features, feature_frame, required_rows
+from shared.model.features import (
+    FEATURE_SETS,
+    FEATURES,
+    LOOKBACK,
+    OHLC_FEATURES,
+    compute_features,
+    feature_frame,
+    required_rows,
+)
 from shared.model.synthetic import synthetic_candles
 
 
@@ -62,3 +70,16 @@ def test_does_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_ohlc_feature_set_needs_no_exchange_fields_and_equals_the_full_set_s_columns() -> None:
+    candles = synthetic_candles(300, seed=3)
+    full = compute_features(candles)
+    plain = candles[["open_time", "open", "high", "low", "close"]]
+    ohlc = compute_features(plain, OHLC_FEATURES)
+    assert ohlc.shape == (300, len(OHLC_FEATURES)) and set(FEATURE_SETS) == {"full", "ohlc"}
+    assert not {"volume_ratio", "trades_ratio", "taker_buy_share"} & set(OHLC_FEATURES)
+    for j, name in enumerate(OHLC_FEATURES):
+        assert np.array_equal(ohlc[:, j], full[:, FEATURES.index(name)]), name
+    with pytest.raises(ValueError, match="need columns"):
+        compute_features(plain)
