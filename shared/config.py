@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # > 0: a candidate that beats the champion on the test rows must also beat it live, on this
     # many candles both predicted (it predicts in the shadow meanwhile); 0: promoted at once.
     promote_requires_live: int = Field(default=0, ge=0)
+    # Every model about to serve gets an "ohlc" variant (same kind, features of open/high/low/close
+    # only) that answers POST /predict histories without Binance's volume and trade fields.
+    ohlc_variant: bool = True
     # Levels of the intervals served with each prediction (events, rows, API, adaptive conformal).
     interval_levels: Annotated[list[float], NoDecode] = [0.8, 0.95]
     # A delivery whose handler fails for a reason other than the infrastructure (a bug, a value

@@ -43,8 +43,12 @@ class PredictedCandle(BaseModel):
 
 class PredictResponse(BaseModel):
     symbol: str
-    interval: str
-    model_version: str
+    interval: str = Field(description="the history's spacing: the stream whose model answered")
+    model_version: str = Field(description="the stream's champion")
+    variant: Literal["full", "ohlc"] = Field(
+        description="full: the champion (the history has Binance's volume and trade fields); ohlc: the champion's "
+                    "variant that reads only open, high, low and close")
+    variant_version: str = Field(description="the artifact that answered (the champion's own version for full)")
     base_time: int = Field(description="open time of the last candle of the history")
     base_close: float
     next: PredictedCandle

@@ -9,11 +9,12 @@ and the rule, all at once, in FastAPI's own 422 shape (`loc`, `msg`, `type`) plu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.market.binance_csv import COLUMNS, CsvFormatError, parse_archive_csv
 
@@ -27,22 +28,62 @@ PRICES = ("open", "high", "low", "close")
 AMOUNTS = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume", "trades")
 
 
+def parse_time(value: Any) -> int:
+    """Epoch ms from epoch s / ms / µs (told apart by size) or an ISO date or date-time."""
+    if isinstance(value, bool):
+        raise ValueError("a time, not a boolean")
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        number = int(float(value))
+        if number < 0:
+            raise ValueError("a time before 1970")
+        if number < 100_000_000_000:  # before 5138 in seconds, before 1973 in ms: seconds
+            number *= 1000
+        elif number > 100_000_000_000_000:  # microseconds (Binance's archives since 2025)
+            number //= 1000
+        if number > MAX_TIME:
+            raise ValueError("a time after 9999")
+        return number
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is neither epoch ms nor an ISO date/time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    raise ValueError(f"{value!r} is neither epoch ms nor an ISO date/time")
+
+
 class HistoryCandle(BaseModel):
-    """One candle of history, Binance's kline fields; the ones the model does not read are optional."""
+    """One candle of history: a time and the prices; volume and Binance's kline fields optional.
+
+    A history with `volume`, `trades` and `taker_buy_base_volume` on every candle is answered by
+    the champion; one without by its OHLC variant (the answer's `variant` says which).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    open_time: int = Field(ge=0, le=MAX_TIME, description="epoch ms")
+    time: int | str | None = Field(
+        default=None, description="open time: epoch ms (or s, or µs), or an ISO date/time (UTC unless it says)")
+    open_time: int | None = Field(default=None, ge=0, le=MAX_TIME, description="epoch ms (Binance's name for `time`)")
     open: float
     high: float
     low: float
     close: float
-    volume: float
-    trades: int = Field(ge=-MAX_COUNT, le=MAX_COUNT)  # a negative count is reported by check_history
-    taker_buy_base_volume: float
+    volume: float | None = None
+    trades: int | None = Field(default=None, ge=-MAX_COUNT, le=MAX_COUNT)  # a negative count: check_history
+    taker_buy_base_volume: float | None = None
     close_time: int | None = Field(default=None, ge=0, le=MAX_TIME, description="default: open_time + interval - 1")
     quote_volume: float | None = Field(default=None, description="default: volume * close")
     taker_buy_quote_volume: float | None = Field(default=None, description="default: taker_buy_base_volume * close")
+
+    @model_validator(mode="after")
+    def _one_time(self) -> HistoryCandle:
+        if (self.time is None) == (self.open_time is None):
+            raise ValueError("give the open time as `time` or as `open_time` (one of them)")
+        if self.time is not None:
+            self.open_time = parse_time(self.time)
+        return self
 
 
 class PredictRequest(BaseModel):
@@ -84,31 +125,25 @@ def parse_json(body: bytes) -> PredictRequest:
         raise from_pydantic(exc) from None
 
 
-def frame_from_request(request: PredictRequest, interval_ms: int) -> pd.DataFrame:
-    """The request's candles as the frame `shared.market.binance_csv` returns, optional fields filled."""
-    rows = []
-    for c in request.candles:
-        quote = c.quote_volume if c.quote_volume is not None else c.volume * c.close
-        taker_quote = c.taker_buy_quote_volume
-        rows.append(
-            {
-                "open_time": c.open_time,
-                "open": c.open,
-                "high": c.high,
-                "low": c.low,
-                "close": c.close,
-                "volume": c.volume,
-                "close_time": c.close_time if c.close_time is not None else c.open_time + interval_ms - 1,
-                "quote_volume": quote,
-                "trades": c.trades,
-                "taker_buy_base_volume": c.taker_buy_base_volume,
-                "taker_buy_quote_volume": taker_quote if taker_quote is not None else c.taker_buy_base_volume * c.close,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for name in ("open_time", "close_time", "trades"):
-        frame[name] = frame[name].astype(np.int64)
-    return frame
+def request_rows(request: PredictRequest) -> list[dict[str, Any]]:
+    """The request's candles as rows of the columns they give (`histories.frame_of` makes the frame)."""
+    fields = ("open", "high", "low", "close", "volume", "trades", "taker_buy_base_volume", "close_time",
+              "quote_volume", "taker_buy_quote_volume")
+    return [{"open_time": c.open_time, **{name: getattr(c, name) for name in fields}} for c in request.candles]
+
+
+def complete(frame: pd.DataFrame, interval_ms: int) -> pd.DataFrame:
+    """The history with every column a model may read: close times from the interval, and for a
+    full history the quote volumes Binance derives (volume x close) where not given."""
+    frame = frame.copy()
+    if "close_time" not in frame:
+        frame["close_time"] = frame["open_time"] + interval_ms - 1
+    if "volume" in frame and "quote_volume" not in frame:
+        frame["quote_volume"] = frame["volume"] * frame["close"]
+    if "taker_buy_base_volume" in frame and "taker_buy_quote_volume" not in frame:
+        frame["taker_buy_quote_volume"] = frame["taker_buy_base_volume"] * frame["close"]
+    order = [name for name in COLUMNS if name in frame]
+    return frame.loc[:, order]
 
 
 def parse_csv(data: bytes, filename: str) -> tuple[pd.DataFrame, list[int]]:
@@ -146,7 +181,7 @@ def check_history(frame: pd.DataFrame, interval_ms: int, min_rows: int, lines: S
             else:
                 errors.append(violation(["body", "file", lines[index], field], lines[index], rule_id, rule, msg))
 
-    values = {name: frame[name].to_numpy(np.float64) for name in (*PRICES, *AMOUNTS)}
+    values = {name: frame[name].to_numpy(np.float64) for name in (*PRICES, *AMOUNTS) if name in frame}
     for name, column in values.items():
         flag(~np.isfinite(column), name, "not_finite", f"{name} is a finite number", f"{name} is NaN or infinite")
     with np.errstate(invalid="ignore"):
@@ -157,7 +192,7 @@ def check_history(frame: pd.DataFrame, interval_ms: int, min_rows: int, lines: S
              "high must be >= max(open, close)")
         flag(low > np.minimum(o, c), "low", "low_above_open_close", "low <= min(open, close)",
              "low must be <= min(open, close)")
-        for name in AMOUNTS:
+        for name in (a for a in AMOUNTS if a in values):
             flag(values[name] < 0, name, "negative_volume", f"{name} >= 0", f"{name} must not be negative")
 
     times = frame["open_time"].to_numpy(np.int64)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,32 @@ def train_candidate(job: TrainJob, kind: str, champion: Forecaster | None, note:
         best_epoch=result.best_epoch,
         alarms=list(result.alarms),
     )
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """A variant of a promoted model: the same kind on the same candles, another feature set."""
+
+    symbol: str
+    interval: str
+    candles: pd.DataFrame
+    config: TrainConfig
+    model_dir: Path
+    kind: str
+    features: str = "ohlc"
+
+
+def train_variant(job: VariantJob) -> dict[str, Any]:
+    """Train and save the variant; returns what `models.variants` records of it (its test metrics
+    beside the baselines on the same split as the model it belongs to)."""
+    from shared.model.artifacts import save_model
+    from shared.model.training import train
+
+    result = train(job.kind, job.candles, replace(job.config, features=job.features))
+    path = save_model(result, job.model_dir, job.symbol, job.interval)
+    return {"version": path.name, "artifact_path": str(path), "kind": job.kind, "features": job.features,
+            "metrics": finite_metrics(result.metrics),
+            "baseline_metrics": {name: finite_metrics(m) for name, m in result.baseline_metrics.items()}}
 
 
 def _load_champion(job: TrainJob) -> tuple[Forecaster | None, str]:

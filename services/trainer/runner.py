@@ -21,7 +21,16 @@ import pandas as pd
 from faststream.kafka import KafkaBroker
 
 from services.trainer import store
-from services.trainer.jobs import Candidates, SeriesJob, TrainJob, TrainOutcome, rebuild_series, train_candidates
+from services.trainer.jobs import (
+    Candidates,
+    SeriesJob,
+    TrainJob,
+    TrainOutcome,
+    VariantJob,
+    rebuild_series,
+    train_candidates,
+    train_variant,
+)
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings, interval_ms
@@ -141,6 +150,8 @@ class Trainer:
             await self._record(stream, candidate)
             if candidate is not outcome:  # beaten by another kind on the same rows
                 await registry.reject(self.pool, candidate.version)
+        if verdict.promote and self.settings.ohlc_variant:  # before it serves: POST /predict may ask at once
+            await self._train_variant(stream, candles, outcome)
         if verdict.promote and champion is not None and self.settings.promote_requires_live > 0:
             message = (f"{verdict.message}; predicts in the shadow until {self.settings.promote_requires_live} live "
                        f"candles decide; {kinds}; {why}")
@@ -201,6 +212,24 @@ class Trainer:
             log.info(message)
             verdicts.append(message)
         return verdicts
+
+    async def _train_variant(self, stream: Stream, candles: pd.DataFrame, outcome: TrainOutcome) -> None:
+        """The OHLC variant of a model about to serve: same kind, same candles and split, features
+        of open/high/low/close only. A failure is logged and leaves the model without it (POST
+        /predict then answers such histories with a 503 saying so); the promotion goes on."""
+        job = VariantJob(stream.symbol, stream.interval, candles, self._config(stream.interval),
+                         self.settings.model_dir, outcome.kind)
+        try:
+            variant = await asyncio.get_running_loop().run_in_executor(self.executor, train_variant, job)
+            await registry.set_variant(self.pool, outcome.version, "ohlc", variant)
+        except Exception as exc:
+            log.error("the ohlc variant of %s failed: %s", outcome.version, exc)
+            self._renew_if_broken(exc)
+            return
+        mae = variant["metrics"].get("close_mae")
+        persistence = variant["baseline_metrics"].get("persistence", {}).get("close_mae")
+        log.info("ohlc variant of %s: %s, close MAE %s (persistence %s)", outcome.version, variant["version"],
+                 mae, persistence)
 
     async def _training_candles(self, stream: Stream) -> pd.DataFrame:
         """The stream's newest `history_candles_of(interval)` candles (all of them for 1d by default)."""

@@ -63,6 +63,7 @@ class ChampionCache:
         self._challengers: dict[Stream, list[Champion]] = {}
         self._problems: dict[Stream, str] = {}
         self._locks: dict[Stream, asyncio.Lock] = {}
+        self._variants: dict[str, Champion] = {}  # by the variant's own version
 
     def get(self, symbol: str, interval: str) -> Champion | None:
         return self._champions.get((symbol, interval))
@@ -92,6 +93,26 @@ class ChampionCache:
             current.append(challenger)
         self._challengers[stream] = current
         return current
+
+    async def variant(self, symbol: str, interval: str, name: str) -> tuple[str, Champion] | str:
+        """The champion's variant `name` (e.g. "ohlc"), loaded once: (champion version, variant),
+        or why there is none."""
+        record = await get_champion(self._pool, symbol, interval)
+        if record is None:
+            return f"no model for {symbol} {interval} yet: train one (POST /train or `candlecast train`)"
+        info = record.variants.get(name)
+        if not info:
+            return (f"model {record.version} for {symbol} {interval} has no {name} variant yet (it is trained "
+                    "beside each new champion); send Binance's kline fields meanwhile")
+        loaded = self._variants.get(info["version"])
+        if loaded is None:
+            try:
+                model = await asyncio.to_thread(self._loader, self.resolve(info["artifact_path"]))
+            except Exception as exc:
+                log.error("cannot load the %s variant %s of %s: %s", name, info["version"], record.version, exc)
+                return f"the {name} variant of {record.version} cannot be loaded: {exc}"
+            loaded = self._variants[info["version"]] = Champion(info["version"], model)
+        return record.version, loaded
 
     def streams(self) -> list[Stream]:
         return list(self._champions)

@@ -41,6 +41,8 @@ class ModelRecord:
     test_start: int | None = None
     created_at: datetime | None = None
     promoted_at: datetime | None = None
+    #: Variants trained beside the model on the same rows, by name (see `set_variant`).
+    variants: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ModelRecord:
@@ -58,6 +60,7 @@ class ModelRecord:
             test_start=row["test_start"],
             created_at=row["created_at"],
             promoted_at=row["promoted_at"],
+            variants=json.loads(row["variants"]),
         )
 
 
@@ -139,6 +142,12 @@ async def update_metrics(
         _json(metrics),
         None if baseline_metrics is None else _json(baseline_metrics),
     )
+
+
+async def set_variant(db: Db, version: str, name: str, variant: dict[str, Any]) -> None:
+    """Record a variant of `version` (e.g. "ohlc": version, artifact_path, kind, metrics)."""
+    await db.execute("UPDATE models SET variants = variants || jsonb_build_object($2::text, $3::jsonb) "
+                     "WHERE version = $1", version, name, _json(variant))
 
 
 async def get_champion(db: Db, symbol: str, interval: str) -> ModelRecord | None:

@@ -161,7 +161,7 @@ async def test_horizon_bounds(client: httpx.AsyncClient, horizon: object) -> Non
 async def test_unknown_symbol_and_wrong_content_type(client: httpx.AsyncClient) -> None:
     response = await post(client, history(), symbol="DOGEUSDT")
     assert response.status_code == 404 and "DOGEUSDT" in response.json()["detail"]
-    response = await client.post("/predict", content=b"1,2,3", headers={"content-type": "text/plain"})
+    response = await client.post("/predict", content=b"<a/>", headers={"content-type": "application/xml"})
     assert response.status_code == 415 and "multipart" in response.json()["detail"]
 
 

@@ -181,7 +181,8 @@ async def test_symbols_docs_asyncapi_dashboard_and_metrics(client: httpx.AsyncCl
     assert {"/candles", "/series", "/futures", "/predictions/latest", "/models", "/models/current", "/drift", "/jobs",
             "/predict", "/train"} <= set(spec["paths"])
     assert set(spec["paths"]["/predict"]["post"]["requestBody"]["content"]) == {"application/json",
-                                                                                "multipart/form-data"}
+                                                                                "multipart/form-data", "text/csv"}
+    assert {p["name"] for p in spec["paths"]["/predict"]["post"]["parameters"]} == {"horizon", "symbol"}
 
     asyncapi = (await client.get("/asyncapi")).json()
     assert asyncapi["asyncapi"].startswith("3.")
