@@ -76,7 +76,8 @@ async def test_the_first_model_is_trained_by_itself_promoted_announced_and_its_s
     assert champion.data_start == frame["open_time"].iloc[0] and champion.data_end == frame["open_time"].iloc[-1]
     assert PROMOTIONS.labels(SYMBOL, INTERVAL)._value.get() == promotions + 1
     ohlc = champion.variants["ohlc"]  # trained beside it before it served, same kind and rows
-    assert ohlc["kind"] == champion.kind and ohlc["features"] == "ohlc" and Path(ohlc["artifact_path"]).is_dir()
+    assert ohlc["kind"] == champion.kind and ohlc["features"] == "ohlc"
+    assert await asyncio.to_thread(Path(ohlc["artifact_path"]).is_dir)
     assert ohlc["metrics"]["close_mae"] > 0 and "persistence" in ohlc["baseline_metrics"]
 
     [announced] = await read_json(settings, topics.MODELS)
