@@ -78,6 +78,12 @@ def default_demo_data() -> Path | None:
     return candidate if any(candidate.glob("*.csv")) else None
 
 
+def demo_folders(data: Path) -> list[str]:
+    """The archive folders the stand-in reads: `data`, and `data/daily` if it holds archives."""
+    daily = data / "daily"
+    return [str(data), *([str(daily)] if any(daily.glob("*.csv")) or any(daily.glob("*.zip")) else [])]
+
+
 DEMO_SUFFIX = "_demo"  # candlecast -> candlecast_demo
 DEMO_PREFIX = "demo-"
 
@@ -115,7 +121,9 @@ def up(settings: Settings, demo: bool = False, data: Path | None = None, speed: 
         data = data or default_demo_data()
         sim_args = ["--port", str(settings.sim_port), "--speed", str(speed)]
         # Generated: 365 days, of which the first 91 are history; the rest streams for ~11 h at 600x.
-        sim_args += ["--csv-dir", str(data)] if data else ["--generate-days", "365"]
+        # Archives: the 5m files, and Binance's 1d monthly files in `daily/` beside them when there
+        # (the 1d stream's history from 2017; without them the stand-in aggregates its 5m data).
+        sim_args += ["--csv-dir", *demo_folders(data)] if data else ["--generate-days", "365"]
         newest = asyncio.run(newest_stored_close(settings))
         if newest is not None:  # a restarted demo goes on after what it already has, without a pause
             sim_args += ["--start", str(newest + 1)]
