@@ -97,7 +97,7 @@ async def bench_live(base: Settings, market: Market, seconds: float, speed: floa
         async with BinanceSim(market, speed=speed) as sim:
             s = settings.model_copy(update={
                 "binance_rest_url": sim.rest_url, "binance_ws_url": sim.ws_url, "symbols": [symbol],
-                "backfill_days": 1, "interval": market.interval,
+                "backfill_days": 1, "interval": market.interval, "intervals": [market.interval],
             })
             stop = asyncio.Event()
             task = asyncio.create_task(serve(s, stop, options=IngestOptions(backoff=Backoff(0.1, 1.0))))

@@ -63,7 +63,8 @@ DAYS_90 = 90 * 288
 
 async def _fresh(base: Settings, model_dir: Path) -> Settings:
     """The benchmark's own database and topics (removed by `_drop`), with a champion of `model_dir`."""
-    return await isolated_settings(base, model_dir=model_dir, symbols=[SYMBOL], interval=INTERVAL)
+    return await isolated_settings(base, model_dir=model_dir, symbols=[SYMBOL], interval=INTERVAL,
+                                   intervals=[INTERVAL])
 
 
 async def _drop(settings: Settings) -> None:

@@ -141,7 +141,7 @@ async def many_symbols(base: Settings, model: Path, logs: Path, count: int, live
         config = with_free_ports(settings)
         sim_port = config.sim_port
         config = config.model_copy(update={
-            "symbols": symbols, "interval": "1m", "backfill_days": 1,
+            "symbols": symbols, "interval": "1m", "intervals": ["1m"], "backfill_days": 1,
             "binance_rest_url": f"http://127.0.0.1:{sim_port}", "binance_ws_url": f"ws://127.0.0.1:{sim_port}",
         })
         await champions(config, model, symbols, "1m")
@@ -252,7 +252,7 @@ async def replay_year(base: Settings, model: Path, logs: Path, scratch: Path, da
     total = len(market.series[symbol])
     async with fresh(base) as settings:
         config = with_free_ports(settings.model_copy(update={
-            "symbols": [symbol], "interval": "1m",
+            "symbols": [symbol], "interval": "1m", "intervals": ["1m"],
             # A replay needs no exchange: the ingestor's Binance side waits on a closed port (retrying
             # politely), and the ingestor works as the recorder.
             "binance_rest_url": f"http://127.0.0.1:{free_port()}", "binance_ws_url": f"ws://127.0.0.1:{free_port()}",
