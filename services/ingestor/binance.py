@@ -20,7 +20,15 @@ from typing import Any
 
 import aiohttp
 
-from services.ingestor.exchange import BadKline, ExchangeRejected, Ignored, Malformed, StreamKline, StreamMessage
+from services.ingestor.exchange import (
+    BadKline,
+    ExchangeRejected,
+    Ignored,
+    Malformed,
+    ServerShutdown,
+    StreamKline,
+    StreamMessage,
+)
 from services.ingestor.metrics import REST_REFUSALS
 from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
 from shared.market.streams import Stream
@@ -81,12 +89,16 @@ class BinanceRest:
         clock: ServerClock,
         backoff: Backoff | None = None,
         timeout: float = 10.0,
+        long_wait: float = 300.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.clock = clock
         self.backoff = backoff or Backoff()
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        #: A 403 (a firewall rule hit) or a 418 without Retry-After (a ban): retrying soon only
+        #: makes it worse, so the ingestor waits this long, saying so once per refusal.
+        self.long_wait = long_wait
 
     async def server_time(self) -> int:
         body = await self._get("/api/v3/time", {})
@@ -110,7 +122,10 @@ class BinanceRest:
         while True:
             try:
                 async with self.session.get(self.base_url + path, params=params, timeout=self.timeout) as response:
-                    if response.status in (418, 429):
+                    if response.status in (403, 418):
+                        await self._wait_out_ban(response.status, _retry_after(response), path)
+                        continue
+                    if response.status == 429:
                         wait = _retry_after(response)
                         wait = self.backoff.delay(attempt) if wait is None else wait
                         REST_REFUSALS.labels(str(response.status)).inc()
@@ -141,15 +156,27 @@ class BinanceRest:
             await asyncio.sleep(wait)
 
 
+    async def _wait_out_ban(self, status: int, retry_after: float | None, path: str) -> None:
+        """403: a web application firewall rule was hit; 418: the IP is banned for ignoring 429s
+        (for 2 minutes up to 3 days, Retry-After says how long). Either way a long pause, one line."""
+        REST_REFUSALS.labels(str(status)).inc()
+        wait = max(retry_after or 0.0, self.long_wait) if status == 403 else \
+            (retry_after if retry_after is not None else self.long_wait)
+        why = ("403 Forbidden: a firewall (WAF) rule refuses this client" if status == 403 else
+               "418: this IP is banned for having ignored 429s")
+        log.error("Binance answered %s (to %s); backing off %.0fs before the next request", why, path, wait)
+        await asyncio.sleep(wait)
+
+
 class Binance:
     """Binance behind the `Exchange` seam (and the local stand-in, which speaks the same formats)."""
 
     name = "binance"
 
     def __init__(self, rest_url: str, ws_url: str, session: aiohttp.ClientSession, *,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, long_wait: float = 300.0) -> None:
         self.clock = ServerClock()
-        self.rest = BinanceRest(rest_url, session, clock=self.clock, backoff=backoff)
+        self.rest = BinanceRest(rest_url, session, clock=self.clock, backoff=backoff, long_wait=long_wait)
         self.ws_url = ws_url.rstrip("/")
 
     async def server_time(self) -> int:
@@ -203,6 +230,9 @@ class Binance:
         data: Any = payload
         if isinstance(payload, dict) and "stream" in payload and "data" in payload:
             source, data = f"binance-ws:{payload['stream']}", payload["data"]
+        if isinstance(data, dict) and data.get("e") == "serverShutdown":
+            at = data.get("E")
+            return ServerShutdown(at if isinstance(at, int) and not isinstance(at, bool) else None)
         if not isinstance(data, dict) or data.get("e") != "kline":
             return Ignored()
         event_time = data.get("E")

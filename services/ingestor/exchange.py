@@ -56,7 +56,14 @@ class Malformed:
     symbol: str | None = None
 
 
-StreamMessage = StreamKline | Ignored | Malformed
+@dataclass(frozen=True)
+class ServerShutdown:
+    """The exchange says it is about to close this connection (maintenance): reconnect at once."""
+
+    at_ms: int | None = None
+
+
+StreamMessage = StreamKline | Ignored | Malformed | ServerShutdown
 
 
 class Exchange(Protocol):

@@ -81,7 +81,8 @@ async def run_ingest(
 ) -> None:
     """Backfill over REST from where the stream stopped, then the live websocket for good."""
     options = options or IngestOptions()
-    exchange = Binance(settings.binance_rest_url, settings.binance_ws_url, session, backoff=options.backoff)
+    exchange = Binance(settings.binance_rest_url, settings.binance_ws_url, session, backoff=options.backoff,
+                       long_wait=options.long_backoff)
     publisher = CandlePublisher(broker, settings)
     filler = RestFiller(settings, exchange, publisher, pool, options)
     await filler.start_points()

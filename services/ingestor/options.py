@@ -14,3 +14,4 @@ class IngestOptions:
     idle_timeout: float = 60.0  # no websocket message for this long: the connection is dead
     max_connection_age: float = 23.5 * 3600  # reconnect before Binance cuts at 24 h
     heartbeat: float = 20.0  # our pings (Binance pongs them) notice a silently dead TCP connection
+    long_backoff: float = 300.0  # after a 403 (firewall) or a 418 without Retry-After (ban)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
-from services.ingestor.exchange import Exchange, Malformed, StreamKline
+from services.ingestor.exchange import Exchange, Malformed, ServerShutdown, StreamKline
 from services.ingestor.metrics import WS_RECONNECTS
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
@@ -31,6 +31,9 @@ from shared.messaging.events import Candle
 log = logging.getLogger(__name__)
 
 ROTATED = "rotated before the 24-hour limit"
+SHUTDOWN = "the server announced its shutdown (serverShutdown)"
+#: Reasons to reconnect at once, without backoff: nothing is wrong with the network.
+AT_ONCE = (ROTATED, SHUTDOWN)
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class LiveStream:
                     attempt = 0
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            delay = 0.0 if reason == ROTATED else self.options.backoff.delay(attempt)
-            attempt += 0 if reason == ROTATED else 1
+            delay = 0.0 if reason in AT_ONCE else self.options.backoff.delay(attempt)
+            attempt += 0 if reason in AT_ONCE else 1
             log.warning(
                 "%s websocket: %s; reconnecting in %.1fs", self.exchange.name, reason, delay
             )
@@ -120,7 +123,9 @@ class LiveStream:
                     if inbox.empty():
                         break
                     item = inbox.get_nowait()
-                await self.handle(texts)
+                if await self.handle(texts):
+                    await ws.close()
+                    return SHUTDOWN
                 if isinstance(item, Ended):
                     return item.reason
         finally:
@@ -160,25 +165,36 @@ class LiveStream:
                 inbox.put_nowait(Ended(f"closed by the server (code {ws.close_code})"))
                 return
 
-    async def handle(self, texts: list[str]) -> None:
-        """Websocket messages, in order: publish closed candles, forward forming ones, reject bad ones."""
-        closed: dict[Stream, list[Candle]] = {}
-        for text in texts:
-            parsed = await self._parse(text)
-            if parsed is None:
-                continue
-            candle, is_closed = parsed
-            if is_closed:
-                closed.setdefault(Stream(candle.symbol, candle.interval), []).append(candle)
-            elif self.settings.publish_forming_candles:
-                await self.publisher.publish_forming(candle)
-        await asyncio.gather(*(self._publish_closed(candles) for candles in closed.values()))
+    async def handle(self, texts: list[str]) -> bool:
+        """Websocket messages, in order: publish closed candles, forward forming ones, reject bad ones.
 
-    async def _parse(self, text: str) -> tuple[Candle, bool] | None:
-        """(candle, closed?) from one message; None for a message that is not a kline or is bad."""
+        Returns True when the server announced its shutdown (Binance's `serverShutdown`, since
+        2026-05): the candles before it are published, and the caller reconnects at once; the
+        reconnect's REST catch-up fills whatever closes meanwhile.
+        """
+        closed: dict[Stream, list[Candle]] = {}
+        shutdown = False
+        for text in texts:
+            message = await self._parse(text)
+            if isinstance(message, ServerShutdown):
+                log.warning("%s announced a shutdown of this connection (event time %s); reconnecting at once",
+                            self.exchange.name, message.at_ms)
+                shutdown = True
+                break
+            if message is None:
+                continue
+            if message.closed:
+                closed.setdefault(Stream(message.candle.symbol, message.candle.interval), []).append(message.candle)
+            elif self.settings.publish_forming_candles:
+                await self.publisher.publish_forming(message.candle)
+        await asyncio.gather(*(self._publish_closed(candles) for candles in closed.values()))
+        return shutdown
+
+    async def _parse(self, text: str) -> StreamKline | ServerShutdown | None:
+        """A kline or the server's shutdown notice; None (after dead-lettering a bad one) otherwise."""
         message = self.exchange.parse(text, self.filler.streams)
-        if isinstance(message, StreamKline):
-            return message.candle, message.closed
+        if isinstance(message, StreamKline | ServerShutdown):
+            return message
         if isinstance(message, Malformed):
             await self.publisher.reject(source=message.source, reason=message.reason, payload=text,
                                         symbol=message.symbol)

@@ -3,6 +3,8 @@
     GET  /_sim/clock                          now, speed, data range, symbols
     POST /_sim/clock?speed=S&now=MS           change speed and/or jump
     POST /_sim/drop-connections               cut every websocket (no close frame)
+    POST /_sim/server-shutdown                `serverShutdown` to every websocket, then a close
+    POST /_sim/rate-limit?...&status=403      a firewall refusal (403) instead of 429/418
     POST /_sim/rate-limit?count=N&retry_after=S&status=429|418
     POST /_sim/malformed?count=N&kind=high_low|nan|negative_volume|unknown_symbol|misaligned|not_json
     GET  /_sim/stats                          connections, events, refusals
@@ -14,10 +16,11 @@ from aiohttp import web
 
 from services.sim.faults import MALFORMED_KINDS
 from services.sim.rest import CLOCK, FAULTS, MARKET
-from services.sim.streams import Hub, Ticker
+from services.sim.streams import Hub, StreamEndpoints, Ticker
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 TICKERS: web.AppKey[list[Ticker]] = web.AppKey("tickers", list)
+STREAMS: web.AppKey[StreamEndpoints] = web.AppKey("streams", StreamEndpoints)
 
 
 def _error(message: str) -> web.Response:
@@ -70,12 +73,16 @@ async def drop_connections(request: web.Request) -> web.Response:
     return web.json_response({"dropped": request.app[HUB].drop_all()})
 
 
+async def server_shutdown(request: web.Request) -> web.Response:
+    return web.json_response({"notified": request.app[HUB].shutdown_all(request.app[CLOCK].now_ms())})
+
+
 async def rate_limit(request: web.Request) -> web.Response:
     faults = request.app[FAULTS]
     count = _int_param(request, "count", 1)
     status = _int_param(request, "status", 429)
-    if status not in (418, 429):
-        return _error("status must be 429 or 418")
+    if status not in (403, 418, 429):
+        return _error("status must be 429, 418 or 403")
     if count < 0:
         return _error("count must not be negative")
     faults.rate_limited = count
@@ -103,6 +110,8 @@ async def stats(request: web.Request) -> web.Response:
             "total_connections": app[HUB].total_connections,
             "events_sent": sum(t.events_sent for t in app[TICKERS]),
             "rate_limits_served": app[FAULTS].served_rate_limits,
+            "dropped_for_pong": app[STREAMS].dropped_for_pong,
+            "dropped_for_flood": app[STREAMS].dropped_for_flood,
         }
     )
 
@@ -111,6 +120,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_sim/clock", get_clock)
     app.router.add_post("/_sim/clock", set_clock)
     app.router.add_post("/_sim/drop-connections", drop_connections)
+    app.router.add_post("/_sim/server-shutdown", server_shutdown)
     app.router.add_post("/_sim/rate-limit", rate_limit)
     app.router.add_post("/_sim/malformed", malformed)
     app.router.add_get("/_sim/stats", stats)

@@ -41,6 +41,9 @@ def _rate_limited(faults: Faults, request: web.Request) -> web.Response | None:
     if refusal is None:
         return None
     status, retry_after = refusal
+    if status == 403:  # Binance's web application firewall: not JSON, no Retry-After
+        return web.Response(status=403, text="<html><body><h1>403 Forbidden</h1></body></html>",
+                            content_type="text/html")
     ip = request.remote or "127.0.0.1"
     if status == 418:
         msg = f"Way too much request weight used; IP({ip}) banned. Please use WebSocket Streams for live updates."

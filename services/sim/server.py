@@ -15,7 +15,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from services.sim.admin import HUB, TICKERS
+from services.sim.admin import HUB, STREAMS, TICKERS
 from services.sim.admin import add_routes as add_admin_routes
 from services.sim.clock import SimClock
 from services.sim.faults import Faults
@@ -57,6 +57,8 @@ class BinanceSim:
         updates: int = 2,
         ping_interval: float = 20.0,
         max_connection_age: float = 24 * 3600.0,
+        pong_timeout: float = 60.0,
+        max_incoming: int = 5,
     ) -> None:
         self.market = market
         self.host = host
@@ -67,7 +69,9 @@ class BinanceSim:
         # One ticker per interval; each sends only while some connection listens at its interval.
         self.tickers = [Ticker(market, self.clock, self.hub, self.faults, updates, interval)
                         for interval in market.intervals]
-        self._streams = StreamEndpoints(market, self.hub, ping_interval=ping_interval, max_age=max_connection_age)
+        self.streams = StreamEndpoints(market, self.hub, self.clock, ping_interval=ping_interval,
+                                       max_age=max_connection_age, pong_timeout=pong_timeout,
+                                       max_incoming=max_incoming)
         self._runner: web.AppRunner | None = None
         self._ticker_tasks: list[asyncio.Task[None]] = []
 
@@ -80,8 +84,9 @@ class BinanceSim:
         app[TICKERS] = self.tickers
         add_rest_routes(app)
         add_admin_routes(app)
-        app.router.add_get("/ws/{streams:.+}", self._streams.raw)
-        app.router.add_get("/stream", self._streams.combined)
+        app[STREAMS] = self.streams
+        app.router.add_get("/ws/{streams:.+}", self.streams.raw)
+        app.router.add_get("/stream", self.streams.combined)
         return app
 
     async def start(self) -> None:
@@ -129,6 +134,10 @@ class BinanceSim:
 
     def drop_connections(self) -> int:
         return self.hub.drop_all()
+
+    def server_shutdown(self) -> int:
+        """Binance's `serverShutdown` notice to every connection, then a close: returns how many."""
+        return self.hub.shutdown_all(self.clock.now_ms())
 
     def rate_limit(self, count: int, *, retry_after: int = 1, status: int = 429) -> None:
         self.faults.rate_limited, self.faults.retry_after, self.faults.status = count, retry_after, status

@@ -6,6 +6,12 @@ for every symbol at once, and hands them to the connections subscribed to that (
 interval): one connection may carry 5m and 1d streams together, as on Binance. Each connection has
 its own queue and writer, so a slow client cannot stall the others; one that falls too far
 behind is disconnected, as Binance does.
+
+Binance's 2026 rules, enforced (`../shared/reference/binance.md`): the server pings every
+`ping_interval` (20 s) with a payload, and drops a client whose pong does not echo it within
+`pong_timeout` (60 s; an unsolicited pong does not count); a client sending more than
+`max_incoming` (5) messages a second (pings, pongs and requests count) is disconnected; and on
+command every connection gets a `serverShutdown` event before the server closes it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +38,14 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 10_000
 
 
+@dataclass(frozen=True)
+class Close:
+    """Queued after the last message a connection gets: the writer closes with this code."""
+
+    code: int
+    reason: str
+
+
 @dataclass(eq=False)
 class Connection:
     """One client websocket and the streams it listens to (stream name by (symbol, interval))."""
@@ -39,8 +54,20 @@ class Connection:
     request: web.Request
     streams: dict[tuple[str, str], str]
     combined: bool
-    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[str | Close | None] = field(default_factory=asyncio.Queue)
     opened_at: float = field(default_factory=time.monotonic)
+    #: Ping payloads not yet echoed, with the monotonic time by which the pong must arrive.
+    pings: dict[bytes, float] = field(default_factory=dict)
+    #: Monotonic times of the client's messages in the last second.
+    incoming: deque[float] = field(default_factory=deque)
+
+    def received(self, limit: int) -> bool:
+        """Count one incoming message; False once more than `limit` came within a second."""
+        now = time.monotonic()
+        self.incoming.append(now)
+        while self.incoming and self.incoming[0] < now - 1.0:
+            self.incoming.popleft()
+        return len(self.incoming) <= limit
 
     def offer(self, stream: tuple[str, str], payload: dict[str, Any] | str) -> None:
         """Queue one event; a client this far behind is cut off rather than buffered forever."""
@@ -93,6 +120,15 @@ class Hub:
         for conn in dropped:
             conn.abort()
         return len(dropped)
+
+    def shutdown_all(self, now_ms: int) -> int:
+        """Binance's maintenance notice: `{"e": "serverShutdown", "E": now}`, then a close (1001)."""
+        notice = json.dumps({"e": "serverShutdown", "E": now_ms}, separators=(",", ":"))
+        told = list(self.connections)
+        for conn in told:
+            conn.queue.put_nowait(notice)
+            conn.queue.put_nowait(Close(1001, "server shutdown"))
+        return len(told)
 
 
 class Ticker:
@@ -177,11 +213,17 @@ def _parse_streams(names: list[str], market: Market) -> dict[tuple[str, str], st
 class StreamEndpoints:
     """The aiohttp handlers; `max_age` (seconds) mirrors Binance's 24-hour connection limit."""
 
-    def __init__(self, market: Market, hub: Hub, *, ping_interval: float, max_age: float) -> None:
+    def __init__(self, market: Market, hub: Hub, clock: SimClock, *, ping_interval: float, max_age: float,
+                 pong_timeout: float = 60.0, max_incoming: int = 5) -> None:
         self.market = market
         self.hub = hub
+        self.clock = clock
         self.ping_interval = ping_interval
         self.max_age = max_age
+        self.pong_timeout = pong_timeout
+        self.max_incoming = max_incoming
+        self.dropped_for_pong = 0
+        self.dropped_for_flood = 0
 
     async def raw(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, request.match_info["streams"].split("/"), combined=False)
@@ -193,23 +235,54 @@ class StreamEndpoints:
         streams = _parse_streams([n for n in names if n], self.market)
         if isinstance(streams, str):
             return web.json_response({"code": -1121, "msg": streams}, status=400)
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval, autoping=True)
+        ws = web.WebSocketResponse(autoping=False)  # pings and pongs handled here, as Binance does
         conn = Connection(ws, request, streams, combined)
         self.hub.add(conn)  # before the handshake completes, so no event falls between
         try:
             await ws.prepare(request)
             writer = asyncio.create_task(self._write(conn))
+            pinger = asyncio.create_task(self._ping(conn))
             try:
                 async for msg in ws:
-                    if msg.type == WSMsgType.TEXT:
+                    if not conn.received(self.max_incoming):
+                        self.dropped_for_flood += 1
+                        log.info("closing a websocket: more than %d messages in a second", self.max_incoming)
+                        await ws.close(code=1008, message=b"Too many requests")
+                        break
+                    if msg.type == WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    elif msg.type == WSMsgType.PONG:
+                        conn.pings.pop(bytes(msg.data), None)  # only an echo of our payload counts
+                    elif msg.type == WSMsgType.TEXT:
                         await self._control(ws, msg.data)
             finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                for task in (writer, pinger):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             self.hub.discard(conn)
         return ws
+
+    async def _ping(self, conn: Connection) -> None:
+        """A ping with a payload every `ping_interval`; a pong overdue by `pong_timeout` drops the client."""
+        next_ping = time.monotonic() + self.ping_interval
+        sent = 0
+        while True:
+            await asyncio.sleep(min(self.ping_interval, self.pong_timeout) / 4)
+            now = time.monotonic()
+            if any(deadline < now for deadline in conn.pings.values()):
+                self.dropped_for_pong += 1
+                log.info("dropping a websocket whose pong is over %.0fs late", self.pong_timeout)
+                conn.abort()
+                return
+            if now >= next_ping:
+                sent += 1
+                payload = f"{self.clock.now_ms()}-{sent}".encode()  # unique: each ping has its own deadline
+                conn.pings[payload] = now + self.pong_timeout
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.ping(payload)
+                next_ping = now + self.ping_interval
 
     async def _write(self, conn: Connection) -> None:
         deadline = conn.opened_at + self.max_age
@@ -221,6 +294,9 @@ class StreamEndpoints:
                 await conn.ws.close(code=1000, message=b"maximum connection age reached")
                 return
             if text is None:
+                return
+            if isinstance(text, Close):
+                await conn.ws.close(code=text.code, message=text.reason.encode())
                 return
             try:
                 await conn.ws.send_str(text)

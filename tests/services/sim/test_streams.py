@@ -3,10 +3,12 @@ combined streams, dropped connections, malformed events on command, the maximum 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 from services.sim import BinanceSim, Market
@@ -131,3 +133,51 @@ async def test_one_connection_carries_several_intervals_and_each_closes_on_its_o
     assert float(whole["c"]) == float(hour_fives[-1]["c"]) and whole["o"] == hour_fives[0]["o"]
     assert int(whole["n"]) == sum(int(k["n"]) for k in hour_fives)
     assert candle_to_rest(candle_from_ws({"e": "kline", "E": 0, "s": "BTCUSDT", "k": whole})[0]) == rest_hour
+
+
+async def test_pings_carry_a_payload_and_a_client_that_does_not_echo_it_is_dropped(market: Market) -> None:
+    async with BinanceSim(market, speed=0, ping_interval=0.2, pong_timeout=0.6) as sim, \
+            aiohttp.ClientSession() as session:
+        url = f"{sim.ws_url}/ws/btcusdt@kline_5m"
+        async with session.ws_connect(url, autoping=False) as silent, session.ws_connect(url) as polite, \
+                session.ws_connect(url, autoping=False) as wrong:
+            reading = asyncio.create_task(polite.receive())  # aiohttp answers pings while it reads
+            ping = await silent.receive(timeout=5)
+            assert ping.type == aiohttp.WSMsgType.PING and ping.data  # Binance's pings carry a payload
+            wrong_ping = await wrong.receive(timeout=5)
+            await wrong.pong(b"not-" + wrong_ping.data)  # an unsolicited pong does not keep it alive
+            for ws in (silent, wrong):
+                msg = await ws.receive(timeout=5)
+                while msg.type == aiohttp.WSMsgType.PING:  # more pings come until the first is overdue
+                    msg = await ws.receive(timeout=5)
+                assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
+            assert not polite.closed and len(sim.hub.connections) == 1  # aiohttp echoes the payload
+            reading.cancel()
+        assert sim.streams.dropped_for_pong == 2
+
+
+async def test_more_than_five_messages_a_second_closes_the_connection(market: Market) -> None:
+    async with BinanceSim(market, speed=0) as sim, aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_5m") as ws:
+            for i in range(7):
+                await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": i})
+            received = []
+            while True:
+                msg = await ws.receive(timeout=5)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                received.append(json.loads(msg.data))
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 1008
+            assert len(received) == 5  # the sixth message in a second is one too many
+        assert sim.streams.dropped_for_flood == 1
+
+
+async def test_server_shutdown_is_announced_before_the_close(market: Market) -> None:
+    async with BinanceSim(market, speed=0) as sim, aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@kline_5m") as ws:
+            async with httpx.AsyncClient() as client:
+                assert (await client.post(f"{sim.rest_url}/_sim/server-shutdown")).json() == {"notified": 1}
+            notice = json.loads((await ws.receive(timeout=5)).data)
+            assert notice == {"e": "serverShutdown", "E": sim.clock.now_ms()}
+            closing = await ws.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 1001

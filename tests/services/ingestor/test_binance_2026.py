@@ -1,0 +1,91 @@
+"""Binance's behaviours of 2025-2026 (`../shared/reference/binance.md`) met by the ingestor: a
+`serverShutdown` notice means reconnect at once (the gap filled), pings are answered with their
+payload, nothing floods the connection, and 403/418 are long back-offs said in one line each."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import asyncpg
+import pytest
+
+from services.ingestor.binance import Backoff
+from services.ingestor.metrics import REST_REFUSALS, WS_RECONNECTS
+from services.sim import BinanceSim, Market
+from shared.config import Settings
+from shared.messaging import topics
+from testkit.waiting import eventually
+from tests.services.ingestor.support import (
+    FAST,
+    STEP,
+    against,
+    assert_nothing_lost_or_doubled,
+    running_ingestor,
+    steps,
+    stored_count,
+    topic_open_times,
+)
+
+DAY = 86_400_000
+SPEED = 3000.0  # a 5m candle every 0.1 s
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market.generated(["BTCUSDT"], "5m", days=20, seed=12)
+
+
+async def _more_than(db: asyncpg.Connection, n: int) -> bool:
+    return await stored_count(db) > n
+
+
+async def test_server_shutdown_reconnects_at_once_and_leaves_no_gap(
+    settings: Settings, db: asyncpg.Connection, market: Market, caplog: pytest.LogCaptureFixture
+) -> None:
+    reconnects = WS_RECONNECTS._value.get()
+    slow_backoff = dataclasses.replace(FAST, backoff=Backoff(base=5.0, cap=5.0))  # a backoff would show
+    async with BinanceSim(market, speed=SPEED, start_ms=market.start_ms + 5 * DAY + 1000,
+                          ping_interval=0.3, pong_timeout=1.0) as sim:
+        s = against(settings, sim, backfill_days=1, symbols=["BTCUSDT"])
+        with caplog.at_level(logging.WARNING, logger="services.ingestor.stream"):
+            async with running_ingestor(s, options=slow_backoff) as task:
+                await eventually(lambda: _more_than(db, 288 + 20), "the backfill and live candles", task=task)
+
+                async def connected() -> bool:
+                    return bool(sim.hub.connections)
+
+                for _ in range(2):
+                    await eventually(connected, "the ingestor connected", task=task)
+                    stored = await stored_count(db)
+                    assert sim.server_shutdown() == 1
+                    started = time.monotonic()
+                    await eventually(lambda n=stored: _more_than(db, n + 30), "candles after the notice", task=task)
+                    assert time.monotonic() - started < 5.0  # at once, not after the 5 s backoff
+        assert sim.streams.dropped_for_pong == 0 and sim.streams.dropped_for_flood == 0  # pongs echoed, no flood
+    assert WS_RECONNECTS._value.get() - reconnects == 2
+    assert sum("announced a shutdown" in r.getMessage() for r in caplog.records) == 2
+    stored_times = await assert_nothing_lost_or_doubled(db)
+    assert steps(stored_times) == {STEP} and await topic_open_times(s, topics.CANDLES) == stored_times
+
+
+@pytest.mark.parametrize("status", [403, 418])
+async def test_a_firewall_refusal_or_a_ban_is_a_long_backoff_said_once(
+    settings: Settings, db: asyncpg.Connection, market: Market, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    refusals = REST_REFUSALS.labels(str(status))._value.get()
+    long_wait = dataclasses.replace(FAST, long_backoff=1.5)
+    async with BinanceSim(market, speed=0, start_ms=market.start_ms + 5 * DAY + 1000) as sim:
+        sim.rate_limit(1, retry_after=0, status=status)  # a 418 without a useful Retry-After
+        s = against(settings, sim, backfill_days=1, symbols=["BTCUSDT"])
+        with caplog.at_level(logging.WARNING, logger="services.ingestor.binance"):
+            started = time.monotonic()
+            async with running_ingestor(s, options=long_wait) as task:
+                await eventually(lambda: _more_than(db, 287), "the backfill after the refusal", task=task)
+            waited = time.monotonic() - started
+    lines = [r for r in caplog.records if f"Binance answered {status}" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR and "backing off" in lines[0].getMessage()
+    assert REST_REFUSALS.labels(str(status))._value.get() - refusals == 1
+    assert status == 418 or waited >= 1.5  # 403: the long back-off, not the 0.05 s one
+    assert steps(await assert_nothing_lost_or_doubled(db)) == {STEP}
