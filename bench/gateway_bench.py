@@ -157,6 +157,48 @@ async def predict_latency(base: str, history: list[dict[str, Any]], horizon: int
             "mean_ms": statistics.fmean(times), "requests": float(n)}
 
 
+async def read_latency(base: str, paths: tuple[str, ...], until: asyncio.Event | None, n: int = 200
+                       ) -> dict[str, dict[str, float]]:
+    """Sequential GETs of each path (one client each), `n` of them or until `until` is set."""
+    async def one(client: httpx.AsyncClient, path: str) -> dict[str, float]:
+        times = []
+        while (until is None and len(times) < n) or (until is not None and not until.is_set()):
+            started = time.perf_counter()
+            response = await client.get(base + path)
+            times.append(1000 * (time.perf_counter() - started))
+            response.raise_for_status()
+        times.sort()
+        return {"n": float(len(times)), "p50_ms": statistics.median(times),
+                "p99_ms": times[int(0.99 * (len(times) - 1))], "max_ms": times[-1]}
+
+    async with httpx.AsyncClient(timeout=60) as a, httpx.AsyncClient(timeout=60) as b:
+        results = await asyncio.gather(one(a, paths[0]), one(b, paths[1]))
+    return dict(zip(paths, results, strict=True))
+
+
+async def flood(base: str, history: list[dict[str, Any]], requests: int = 200) -> dict[str, Any]:
+    """`requests` concurrent POST /predict with horizon 12 (the gateway's default limits on), while
+    GET /health and GET /predictions/latest are timed; beside them, the same reads without it."""
+    paths = ("/health", "/predictions/latest")
+    quiet = await read_latency(base, paths, None)
+    done = asyncio.Event()
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=requests)) as client:
+        async def post() -> int:
+            response = await client.post(f"{base}/predict", json={"candles": history, "horizon": 12})
+            return response.status_code
+
+        reads = asyncio.create_task(read_latency(base, paths, done))
+        started = time.perf_counter()
+        codes = await asyncio.gather(*(post() for _ in range(requests)))
+        flood_s = time.perf_counter() - started
+        done.set()
+        during = await reads
+    return {"requests": requests, "answered_200": codes.count(200), "answered_429": codes.count(429),
+            "other": len(codes) - codes.count(200) - codes.count(429), "flood_seconds": round(flood_s, 2),
+            **{f"during{path.replace('/', '_')}": during[path] for path in paths},
+            **{f"floor{path.replace('/', '_')}": quiet[path] for path in paths}}
+
+
 async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
     frame, source = candles()
     model_dir = Path(tempfile.mkdtemp(prefix="bench-gateway-models-"))
@@ -187,6 +229,13 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
         history = frame.iloc[-120:][COLUMNS].to_dict("records")
         figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
         figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
+        gateway.stop()
+        # The flood on a gateway with the default limits of POST /predict (4 in flight, 5/s per client).
+        limited = settings.model_copy(update={"predict_rate_per_client": Settings().predict_rate_per_client,
+                                              "predict_burst": Settings().predict_burst})
+        gateway = ServiceProcess("gateway", limited, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
+        await gateway.started(within=30)
+        figures["flood_predict_200"] = await flood(base, history)
     finally:
         gateway.stop()
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -211,6 +260,13 @@ def main() -> None:
         row = results[name]
         rps = f"{row['requests_per_s']:>10.0f}" if "requests_per_s" in row else f"{'(serial)':>10}"
         print(f"{name:<24}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
+    f = results["flood_predict_200"]
+    print(f"flood: {f['requests']} concurrent POST /predict (horizon 12): {f['answered_200']} answered, "
+          f"{f['answered_429']} refused (429) in {f['flood_seconds']} s")
+    for path in ("health", "predictions_latest"):
+        during, floor = f[f"during_{path}"], f[f"floor_{path}"]
+        print(f"  GET /{path.replace('_', '/')} during: p50 {during['p50_ms']:.1f} p99 {during['p99_ms']:.1f} ms "
+              f"(n {during['n']:.0f}); without the flood: p50 {floor['p50_ms']:.1f} p99 {floor['p99_ms']:.1f} ms")
     print(f"written to {RESULTS}")
 
 
