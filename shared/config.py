@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_partitions: int = 3
     topic_prefix: str = ""
+    # Retention per topic in hours, overriding the registry's (`shared.messaging.topics`: candles-live
+    # a day, predictions a week, dead-letter 30 days, the others forever); 0 = forever.
+    topic_retention_hours: dict[str, float] = {}
 
     # Postgres
     database_url: str = Field(default="", repr=False)  # may carry a password
@@ -94,6 +97,11 @@ class Settings(BaseSettings):
     # Every consuming service measures its group's lag (committed against end offsets) this often.
     consumer_lag_seconds: float = Field(default=15.0, gt=0)
     train_min_candles: int = 2016
+    # Rows kept per stream, counted back from its newest row (candle time, so a replay of old
+    # data is not wiped): shadow predictions (the leaderboard, live promotion) 30 days; the
+    # futures (the prospective series) forever with 0. Never fewer than `drift_window` rows.
+    shadow_retention_days: float = Field(default=30.0, ge=0)
+    futures_retention_days: float = Field(default=0.0, ge=0)
     train_config: dict[str, object] = {}
 
     # Ports

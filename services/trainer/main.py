@@ -8,6 +8,7 @@ import logging
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from services.trainer.handlers import SERVICE, group_id, register
+from services.trainer.housekeeping import prune_forever
 from services.trainer.runner import Trainer
 from services.trainer.scheduler import TrainingScheduler
 from services.trainer.triggers import Triggers
@@ -49,6 +50,7 @@ async def serve(
         if resumed:
             log.warning("resuming interrupted training of %s", ", ".join(map(str, resumed)))
         background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
+        background.append(asyncio.create_task(prune_forever(pool, settings), name="housekeeping"))
         if settings.promote_requires_live > 0:
             background.append(asyncio.create_task(watch_live(trainer, settings.streams), name="live-promotion"))
         triggers_topics = [settings.topic(t) for t in (topics.TICKS, topics.DRIFT, topics.TRAIN_REQUESTS)]

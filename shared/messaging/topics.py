@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -41,6 +42,8 @@ class Topic:
     contracts: tuple[type[BaseModel], ...]
     description: str
     key: str = "symbol"
+    #: How long the broker keeps messages (None: forever). `Settings.topic_retention_hours` overrides.
+    retention_hours: float | None = None
 
     @property
     def schema(self) -> Any:
@@ -56,19 +59,23 @@ class Topic:
 REGISTRY: dict[str, Topic] = {
     topic.name: topic
     for topic in (
+        # Kept forever: the record the recorder and the ingestor's resume read back.
         Topic(CANDLES, (events.Candle,), "Every closed kline, backfilled and live (ingestor)."),
+        # Read live only (charts): a day is plenty.
         Topic(CANDLES_LIVE, (events.Candle,),
               "Klines still forming, as the websocket updates them, for live charts: never a closed "
-              "candle; only with `publish_forming_candles` (ingestor)."),
+              "candle; only with `publish_forming_candles` (ingestor).", retention_hours=24),
+        # Read live (websocket clients, the gateway); Postgres `futures` holds them for good.
         Topic(PREDICTIONS, (events.Prediction, events.RealClose),
               "Next-candle predictions (`kind: prediction`), and the real close of each once known "
-              "(`kind: real_close`) (predictor)."),
+              "(`kind: real_close`) (predictor).", retention_hours=7 * 24),
         Topic(DRIFT, (events.DriftEvent,), "The model's rolling error crossed a threshold (predictor)."),
         Topic(TICKS, (events.DailyTick,), "The first candle of a new UTC day was recorded (ingestor)."),
         Topic(TRAIN_REQUESTS, (events.TrainRequest,), "Requests for a training run (gateway POST /train, CLI)."),
         Topic(MODELS, (events.ModelPromoted,), "A new champion model; predictors switch to it (trainer)."),
+        # A month to look at what went wrong, and to replay it once fixed.
         Topic(DEAD_LETTER, (events.DeadLetter,),
-              "Messages that could not be processed, with the reason (every service)."),
+              "Messages that could not be processed, with the reason (every service).", retention_hours=30 * 24),
     )
 }
 
@@ -105,8 +112,21 @@ def symbol_key(symbol: str) -> bytes:
     return symbol.upper().encode()
 
 
+def retention_ms(settings: Settings, name: str) -> str:
+    """The `retention.ms` of a topic: the settings' override, else the registry's (-1: forever)."""
+    hours = settings.topic_retention_hours.get(name, REGISTRY[name].retention_hours)
+    return "-1" if hours is None or hours <= 0 else str(int(hours * 3_600_000))
+
+
 async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
-    """Create the missing topics (with the prefix); existing ones are left as they are."""
+    """Create the missing topics (with the prefix) and set every topic's retention; returns the created.
+
+    Retention is set explicitly (the registry's, or `topic_retention_hours`), on existing topics
+    too: a broker's default (7 days on Kafka's own images) would otherwise expire `candles`."""
+    unknown = set(settings.topic_retention_hours) - set(REGISTRY)
+    if unknown:
+        raise ValueError(f"CANDLECAST_TOPIC_RETENTION_HOURS: unknown topics {sorted(unknown)}; "
+                         f"known: {', '.join(REGISTRY)}")
     names = [settings.topic(t) for t in ALL_TOPICS]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka, request_timeout_ms=15000)
     deadline = asyncio.get_running_loop().time() + wait_seconds
@@ -125,10 +145,17 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, settings.kafka_partitions, 1) for n in missing]
+                    [NewTopic(settings.topic(t), settings.kafka_partitions, 1,
+                              topic_configs={"retention.ms": retention_ms(settings, t)})
+                     for t in ALL_TOPICS if settings.topic(t) in missing]
                 )
             except TopicAlreadyExistsError:
                 pass
+        existing_ours = [t for t in ALL_TOPICS if settings.topic(t) in existing]
+        if existing_ours:
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(t),
+                                                      {"retention.ms": retention_ms(settings, t)})
+                                       for t in existing_ours])
         return missing
     finally:
         await admin.close()
