@@ -17,11 +17,11 @@ install: $(STAMP)
 
 ## Kafka, Postgres and the four services, streaming from the real Binance.
 up: install
-	$(BIN)/candlecast up
+	$(BIN)/candlecast up $(if $(BROKERS),--brokers $(BROKERS),)
 
 ## The same, fed by the local Binance stand-in (DATA=dir of archive CSVs; default ../shared/data, else generated).
 demo: install
-	$(BIN)/candlecast up --demo $(if $(DATA),--data $(DATA),)
+	$(BIN)/candlecast up --demo $(if $(DATA),--data $(DATA),) $(if $(BROKERS),--brokers $(BROKERS),)
 
 down:
 	@test -x $(BIN)/candlecast && $(BIN)/candlecast down || echo "nothing installed"

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = ""
     kafka_port: int = 9092
     kafka_partitions: int = 3
+    # Brokers of the cluster: the local one `infra up` starts (node i on kafka_port + 2(i - 1)), or
+    # the size of an external one. Topics get replication factor min(3, brokers) and, with three,
+    # min.insync.replicas=2 (producers use acks=all: a write survives one broker's loss).
+    kafka_brokers: int = Field(default=1, ge=1, le=9)
     topic_prefix: str = ""
     # Retention per topic in hours, overriding the registry's (`shared.messaging.topics`: candles-live
     # a day, predictions a week, dead-letter 30 days, the others forever); 0 = forever.
@@ -229,8 +233,9 @@ class Settings(BaseSettings):
 
     @property
     def kafka(self) -> str:
-        """Bootstrap servers: the configured ones, else the local broker `infra up` starts."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        """Bootstrap servers: the configured ones, else the local brokers `infra up` starts."""
+        local = (f"127.0.0.1:{self.kafka_port + 2 * i}" for i in range(self.kafka_brokers))
+        return self.kafka_bootstrap or ",".join(local)
 
     @property
     def database(self) -> str:

@@ -21,25 +21,37 @@ import asyncpg
 from shared.config import Settings
 from shared.infra.kafka import LocalKafka
 from shared.infra.postgres import LocalPostgres
-from shared.infra.process import port_open
 from shared.messaging import topics
 from shared.storage import with_database
 from shared.storage.migrate import ensure_database, migrate
 from testkit.ports import free_port
 
 
+def free_port_run(count: int = 2) -> int:
+    """A free port whose `count - 1` successors are free too (a Kafka node's controller listens on
+    port + 1; node i of a cluster on port + 2(i - 1))."""
+    for _ in range(200):
+        port = free_port()
+        if port + count > 65535:
+            continue
+        sockets = []
+        try:
+            for offset in range(1, count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return port
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 def free_port_pair() -> int:
     """A free port whose successor is free too (Kafka's controller listens on port + 1)."""
-    for _ in range(100):
-        port = free_port()
-        if port < 65535 and not port_open("127.0.0.1", port + 1):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no two consecutive free ports found")
+    return free_port_run(2)
 
 
 async def new_database(server_url: str) -> str:
@@ -73,18 +85,19 @@ async def isolated_settings(base: Settings, **changes: Any) -> Settings:
 
 
 class ThrowawayInfra:
-    """Kafka (KRaft, one node) and Postgres in `root` (default: a new temporary folder).
+    """Kafka (KRaft, one node or `brokers` nodes) and Postgres in `root` (default: a new temporary folder).
 
     The blocking calls (`start`, `stop_kafka`, ...) wait for the servers; from a test's event
     loop run them with `asyncio.to_thread` so that what lives in the loop keeps running.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, brokers: int = 1) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="candlecast-infra-"))
         self.settings = Settings(
             data_dir=self.root,
             kafka_bootstrap="",
-            kafka_port=free_port_pair(),
+            kafka_brokers=brokers,
+            kafka_port=free_port_run(2 * brokers),
             kafka_partitions=1,
             database_url="",
             postgres_port=free_port(),

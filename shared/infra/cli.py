@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "infra":
         parser.add_argument("action", choices=["up", "down", "status"])
+        add_brokers(parser)
+
+
+def add_brokers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--brokers", type=int, choices=(1, 3), default=None,
+                        help="local Kafka nodes (default CANDLECAST_KAFKA_BROKERS, 1); 3: replicated topics")
+
+
+def with_brokers(settings: Settings, brokers: int | None) -> Settings:
+    return settings if brokers is None else settings.model_copy(update={"kafka_brokers": brokers})
 
 
 def infra_up(settings: Settings, prepared: Settings | None = None) -> None:
@@ -53,7 +63,7 @@ def infra_status(settings: Settings) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = with_brokers(get_settings(), args.brokers)
     if args.action == "up":
         infra_up(settings)
     elif args.action == "down":

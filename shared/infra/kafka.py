@@ -1,4 +1,4 @@
-"""A real single-node Apache Kafka (KRaft) for development and tests.
+"""A real Apache Kafka (KRaft) for development and tests: one node, or a cluster of three.
 
 The broker's jars come from Maven Central (`deploy/kafka/pom.xml`, resolved once into a cache
 folder shared by every checkout on the machine); the storage is formatted once; the broker runs
@@ -56,34 +56,73 @@ def ensure_jars() -> Path:
     return lib
 
 
+class KafkaNode:
+    """One KRaft node (broker and controller) of the local cluster: node `index` (1-based) listens
+    on `kafka_port + 2 (index - 1)` and its controller on the port after."""
+
+    def __init__(self, settings: Settings, index: int, count: int) -> None:
+        self.index = index
+        self.port = settings.kafka_port + 2 * (index - 1)
+        self.controller_port = self.port + 1
+        self.home = settings.data_dir / "kafka" if count == 1 else settings.data_dir / "kafka" / f"node-{index}"
+        name = "kafka" if count == 1 else f"kafka-{index}"
+        self.process = ManagedProcess(name, settings.data_dir / "run", settings.data_dir / "logs")
+
+    @property
+    def formatted(self) -> bool:
+        return (self.home / "data" / "meta.properties").exists()
+
+    def cluster_id(self) -> str | None:
+        meta = self.home / "data" / "meta.properties"
+        if not meta.exists():
+            return None
+        for line in meta.read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.split("=", 1)[1].strip()
+        return None
+
+
 class LocalKafka:
+    """The local KRaft cluster: `settings.kafka_brokers` nodes (1 by default; 3 for the replicated
+    setup: topics with replication factor 3 and `min.insync.replicas=2`)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.home = settings.data_dir / "kafka"
-        self.port = settings.kafka_port
-        self.controller_port = settings.kafka_port + 1
-        self.process = ManagedProcess("kafka", settings.data_dir / "run", settings.data_dir / "logs")
+        self.recorded = settings.data_dir / "kafka" / "brokers"  # so a plain `down` stops every node
+        self.count = settings.kafka_brokers
+        if self.count == 1 and self.recorded.exists():
+            self.count = int(self.recorded.read_text() or 1)
+        self.nodes = [KafkaNode(settings, i, self.count) for i in range(1, self.count + 1)]
+        self.home = self.nodes[0].home
+        self.port = self.nodes[0].port
+        self.controller_port = self.nodes[0].controller_port
+        self.process = self.nodes[0].process
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
-    def _properties(self) -> str:
+    def _properties(self, node: KafkaNode | None = None) -> str:
+        node = node or self.nodes[0]
+        replicas = min(3, self.count)
+        voters = ",".join(f"{n.index}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                f"node.id={node.index}",
+                f"controller.quorum.voters={voters}",
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
                 "controller.listener.names=CONTROLLER",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={self.home / 'data'}",
+                f"log.dirs={node.home / 'data'}",
                 f"num.partitions={self.settings.kafka_partitions}",
-                "offsets.topic.replication.factor=1",
+                f"default.replication.factor={replicas}",
+                f"min.insync.replicas={2 if replicas >= 3 else 1}",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=6",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={min(2, replicas)}",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
                 "log.retention.hours=-1",
@@ -100,37 +139,59 @@ class LocalKafka:
         ]
 
     def up(self, timeout: float = 90.0) -> str:
-        """Start the broker unless it (or another on the port) already runs; idempotent."""
-        if self.process.running() or port_open("127.0.0.1", self.port):
+        """Start the nodes unless they (or another server on the first port) already run; idempotent."""
+        if all(node.process.running() for node in self.nodes) or port_open("127.0.0.1", self.port):
             return "already running"
         lib = ensure_jars()
-        self.home.mkdir(parents=True, exist_ok=True)
-        props = self.home / "server.properties"
-        props.write_text(self._properties())
-        if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = _random_cluster_id()
+        self.recorded.parent.mkdir(parents=True, exist_ok=True)
+        self.recorded.write_text(str(self.count))
+        cluster_id = next((cid for node in self.nodes if (cid := node.cluster_id())), None) or _random_cluster_id()
+        for node in self.nodes:
+            self.start_node(node, lib, cluster_id)
+        try:
+            for node in self.nodes:
+                wait_until(lambda n=node: port_open("127.0.0.1", n.port), timeout,  # type: ignore[misc]
+                           f"Kafka on port {node.port}")
+        except TimeoutError:
+            raise RuntimeError(f"Kafka did not start; see {self.settings.data_dir / 'logs'}") from None
+        pids = ", ".join(str(node.process.pid()) for node in self.nodes)
+        return f"started ({self.count} node{'s' if self.count > 1 else ''}, pid {pids})"
+
+    def start_node(self, node: KafkaNode, lib: Path | None = None, cluster_id: str | None = None) -> None:
+        """Format the node's storage once (with the cluster's id) and start it (after a kill, too)."""
+        if node.process.running():
+            return
+        lib = lib or ensure_jars()
+        node.home.mkdir(parents=True, exist_ok=True)
+        props = node.home / "server.properties"
+        props.write_text(self._properties(node))
+        if not node.formatted:
+            cluster_id = cluster_id or next((c for n in self.nodes if (c := n.cluster_id())), None) \
+                or _random_cluster_id()
             subprocess.run(
                 self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        self.process.start(self._java(lib, "kafka.Kafka", str(props), heap="512m"))
-        try:
-            wait_until(lambda: port_open("127.0.0.1", self.port), timeout, f"Kafka on port {self.port}")
-        except TimeoutError:
-            raise RuntimeError(f"Kafka did not start; see {self.process.log_file}") from None
-        return f"started (pid {self.process.pid()})"
+        node.process.start(self._java(lib, "kafka.Kafka", str(props), heap="512m"))
 
     def down(self) -> bool:
-        return self.process.stop(timeout=30)
+        stopped = [node.process.stop(timeout=30) for node in reversed(self.nodes)]
+        return any(stopped)
 
     def status(self) -> str:
-        pid = self.process.pid()
-        if pid is not None:
-            return f"running, pid {pid}, {self.bootstrap}"
-        if port_open("127.0.0.1", self.port):
-            return f"port {self.port} answers, not started by candlecast"
-        return "stopped"
+        states = []
+        for node in self.nodes:
+            pid = node.process.pid()
+            if pid is not None:
+                states.append(f"running, pid {pid}, 127.0.0.1:{node.port}")
+            elif port_open("127.0.0.1", node.port):
+                states.append(f"port {node.port} answers, not started by candlecast")
+            else:
+                states.append("stopped")
+        if self.count == 1:
+            return states[0]
+        return "; ".join(f"node {node.index}: {state}" for node, state in zip(self.nodes, states, strict=True))
 
 
 def _random_cluster_id() -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from shared.config import PROJECT_ROOT, Settings, get_settings
-from shared.infra.cli import infra_down, infra_status, infra_up
+from shared.infra.cli import add_brokers, infra_down, infra_status, infra_up, with_brokers
 from shared.infra.process import ManagedProcess, port_open, wait_until
 from shared.storage import with_database
 
@@ -33,6 +33,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
             help="folder of Binance archive CSVs for the demo (default ../shared/data when present, else generated)",
         )
         parser.add_argument("--speed", type=float, default=600.0, help="demo replay speed factor")
+        add_brokers(parser)
     if name == "down":
         parser.add_argument("--keep-infra", action="store_true", help="stop the services only")
 
@@ -56,6 +57,7 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The settings a child service must share with this command (the rest it reads itself)."""
     return {
         "CANDLECAST_KAFKA_BOOTSTRAP": settings.kafka,
+        "CANDLECAST_KAFKA_BROKERS": str(settings.kafka_brokers),
         "CANDLECAST_DATABASE_URL": settings.database,
         "CANDLECAST_TOPIC_PREFIX": settings.topic_prefix,
         "CANDLECAST_DATA_DIR": str(settings.data_dir),
@@ -169,7 +171,7 @@ def status(settings: Settings) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.command == "up":
-        up(settings, demo=args.demo, data=args.data, speed=args.speed)
+        up(with_brokers(settings, args.brokers), demo=args.demo, data=args.data, speed=args.speed)
     elif args.command == "down":
         down(settings, keep_infra=args.keep_infra)
     else:

@@ -50,7 +50,7 @@ DEAD_LETTERED = Counter(
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
     """A broker whose producer waits for all replicas and never writes a record twice."""
     return KafkaBroker(
-        settings.kafka,
+        settings.kafka.split(","),  # FastStream takes a string as one host: several brokers are a list
         client_id=f"candlecast-{service}",
         acks="all",
         enable_idempotence=True,

@@ -141,12 +141,14 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[
             await asyncio.sleep(1)
     try:
         existing = set(await admin.list_topics())
+        replicas = min(3, settings.kafka_brokers)  # with acks=all and 2 in sync, one broker may fail
         missing = [n for n in names if n not in existing]
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(settings.topic(t), settings.kafka_partitions, 1,
-                              topic_configs={"retention.ms": retention_ms(settings, t)})
+                    [NewTopic(settings.topic(t), settings.kafka_partitions, replicas, topic_configs={
+                        "retention.ms": retention_ms(settings, t),
+                        **({"min.insync.replicas": "2"} if replicas >= 3 else {})})
                      for t in ALL_TOPICS if settings.topic(t) in missing]
                 )
             except TopicAlreadyExistsError:

@@ -90,3 +90,9 @@ def test_streams_and_history_per_interval(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CANDLECAST_HISTORY_CANDLES", '{"2w": 10}')
     with pytest.raises(ValidationError, match="unsupported interval '2w'"):
         Settings()
+
+
+def test_a_local_cluster_of_three_is_three_bootstrap_servers() -> None:
+    s = Settings(kafka_port=19092, kafka_brokers=3, kafka_bootstrap="")
+    assert s.kafka == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    assert Settings(kafka_bootstrap="k1:9092,k2:9092", kafka_brokers=3).kafka == "k1:9092,k2:9092"
