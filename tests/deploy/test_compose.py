@@ -40,14 +40,27 @@ def test_compose_file_validates_against_the_compose_schema(compose: dict[str, An
 
 def test_all_parts_are_there(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "postgres", "migrate", *CANDLECAST, "prometheus", "grafana", "kafka-ui"}
+    assert set(services) == {"kafka", "kafka-2", "kafka-3", "postgres", "migrate", *CANDLECAST, "prometheus",
+                             "grafana", "kafka-ui"}
+    # The second and third brokers only with the three-broker profile, configured as the first.
+    assert services["kafka-2"]["profiles"] == services["kafka-3"]["profiles"] == ["brokers3"]
+    assert "profiles" not in services["kafka"]
+    for name in ("kafka-2", "kafka-3"):
+        env, first = services[name]["environment"], services["kafka"]["environment"]
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == first["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+        assert env["CLUSTER_ID"] == first["CLUSTER_ID"]
+        assert env["KAFKA_NODE_ID"] == int(name[-1])
+    three = dict(line.split("=", 1) for line in (PROJECT_ROOT / "deploy" / "compose" / "brokers3.env").read_text()
+                 .splitlines() if line and not line.startswith("#"))
+    assert three["KAFKA_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert three["KAFKA_BROKERS"] == "3" and three["KAFKA_MIN_ISR"] == "2"
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
     for name in (*CANDLECAST, "migrate"):
         service = services[name]
         assert service["image"] == "candlecast:latest", name
         assert service["build"]["dockerfile"] == "Dockerfile", name
-        assert service["environment"]["CANDLECAST_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert service["environment"]["CANDLECAST_KAFKA_BOOTSTRAP"] == "${KAFKA_BOOTSTRAP:-kafka:9092}"
         assert "models:/data/models" in service["volumes"]
     assert [services[n]["command"] for n in CANDLECAST] == [[n] for n in CANDLECAST]
     assert services["migrate"]["command"] == ["migrate"] and services["migrate"]["restart"] == "no"
