@@ -90,8 +90,6 @@ class LocalKafka:
         self.settings = settings
         self.recorded = settings.data_dir / "kafka" / "brokers"  # so a plain `down` stops every node
         self.count = settings.kafka_brokers
-        if self.count == 1 and self.recorded.exists():
-            self.count = int(self.recorded.read_text() or 1)
         self.nodes = [KafkaNode(settings, i, self.count) for i in range(1, self.count + 1)]
         self.home = self.nodes[0].home
         self.port = self.nodes[0].port
@@ -175,13 +173,21 @@ class LocalKafka:
             )
         node.process.start(self._java(lib, "kafka.Kafka", str(props), heap="512m"))
 
+    def _started_nodes(self) -> list[KafkaNode]:
+        """The nodes of the cluster last started here (`up --brokers 3` then a plain `down`)."""
+        recorded = int(self.recorded.read_text() or 1) if self.recorded.exists() else self.count
+        if recorded == self.count:
+            return self.nodes
+        return [KafkaNode(self.settings, i, recorded) for i in range(1, recorded + 1)]
+
     def down(self) -> bool:
-        stopped = [node.process.stop(timeout=30) for node in reversed(self.nodes)]
+        stopped = [node.process.stop(timeout=30) for node in reversed(self._started_nodes())]
         return any(stopped)
 
     def status(self) -> str:
+        nodes = self._started_nodes()
         states = []
-        for node in self.nodes:
+        for node in nodes:
             pid = node.process.pid()
             if pid is not None:
                 states.append(f"running, pid {pid}, 127.0.0.1:{node.port}")
@@ -189,9 +195,9 @@ class LocalKafka:
                 states.append(f"port {node.port} answers, not started by candlecast")
             else:
                 states.append("stopped")
-        if self.count == 1:
+        if len(nodes) == 1:
             return states[0]
-        return "; ".join(f"node {node.index}: {state}" for node, state in zip(self.nodes, states, strict=True))
+        return "; ".join(f"node {node.index}: {state}" for node, state in zip(nodes, states, strict=True))
 
 
 def _random_cluster_id() -> str:
