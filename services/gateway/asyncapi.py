@@ -17,7 +17,8 @@ from shared.messaging import topics
 
 
 def asyncapi_document(settings: Settings) -> dict[str, Any]:
-    broker = KafkaBroker(settings.kafka.split(","), description="candlecast's Kafka cluster; every topic is keyed by symbol")
+    broker = KafkaBroker(settings.kafka.split(","),
+                         description="candlecast's Kafka cluster; every topic is keyed by symbol")
     for topic in topics.REGISTRY.values():
         name = settings.topic(topic.name)
         broker.publisher(name, title=name, description=f"{topic.description} Key: {topic.key}.", schema=topic.schema)
