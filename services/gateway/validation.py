@@ -166,6 +166,11 @@ def parse_csv(data: bytes, filename: str) -> tuple[pd.DataFrame, list[int]]:
     return frame, lines[len(lines) - len(frame) :]  # a header, when there is one, is the first line
 
 
+def too_few_candles(count: int, min_rows: int) -> dict[str, Any]:
+    return violation(["body", "candles"], None, "too_few_candles", f"at least {min_rows} candles",
+                     f"need at least {min_rows} candles (the model's window plus its feature lookback), got {count}")
+
+
 def check_history(frame: pd.DataFrame, interval_ms: int, min_rows: int, lines: Sequence[int] | None = None) -> None:
     """Every rule the model's input must satisfy; raises `HistoryInvalid` listing each broken one.
 
@@ -205,11 +210,6 @@ def check_history(frame: pd.DataFrame, interval_ms: int, min_rows: int, lines: S
          f"open_time must be {interval_ms} ms after the previous row's (a gap or an off-grid time)")
 
     if len(frame) < min_rows:
-        errors.append(
-            violation(
-                ["body", "candles"], None, "too_few_candles", f"at least {min_rows} candles",
-                f"need at least {min_rows} candles (the model's window plus its feature lookback), got {len(frame)}",
-            )
-        )
+        errors.append(too_few_candles(len(frame), min_rows))
     if errors:
         raise HistoryInvalid(errors[:MAX_REPORTED])

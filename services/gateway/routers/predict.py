@@ -31,6 +31,7 @@ from services.gateway.validation import (
     complete,
     parse_json,
     request_rows,
+    too_few_candles,
     violation,
 )
 from shared.config import Settings, interval_ms
@@ -176,9 +177,12 @@ async def _predict_next(request: Request, settings: Settings, champions: Champio
         history = await read_history(request)
         symbol = resolve_symbol(settings, history.symbol)
         parsed = history.parsed
-        if len(parsed.frame) < required_rows(settings.window):  # too short to say more than that
-            check_history(parsed.frame, 1, required_rows(settings.window), parsed.lines)
-        interval = infer_interval(parsed, settings.intervals)
+        try:
+            interval = infer_interval(parsed, settings.intervals)
+        except HistoryInvalid as exc:  # a history too short to tell its interval is too short, first
+            if len(parsed.frame) < required_rows(settings.window):
+                exc.errors.insert(0, too_few_candles(len(parsed.frame), required_rows(settings.window)))
+            raise
         step = interval_ms(interval)
         frame = complete(parsed.frame, step)
         check_history(frame, step, required_rows(settings.window), parsed.lines)

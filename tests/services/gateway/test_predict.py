@@ -108,8 +108,10 @@ async def test_each_rule_is_a_422_naming_the_row_and_the_rule(
 
 
 async def test_too_few_candles(client: httpx.AsyncClient) -> None:
-    err = has(errors_of(await post(client, history(50))), "too_few_candles", None)
+    errors = errors_of(await post(client, history(50)))
+    err = has(errors, "too_few_candles", None)
     assert "108" in err["msg"] and "got 50" in err["msg"]
+    assert [e["type"] for e in errors] == ["too_few_candles"]  # evenly spaced: nothing else to say
     has(errors_of(await post(client, [])), "too_few_candles", None)
 
 
