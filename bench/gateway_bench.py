@@ -33,6 +33,7 @@ import pandas as pd
 
 from shared.config import PROJECT_ROOT, Settings
 from shared.market.binance_csv import read_archive_csv
+from testkit.flood import flood_from_another_process
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import delete_topics
 from testkit.ports import free_port
@@ -177,24 +178,22 @@ async def read_latency(base: str, paths: tuple[str, ...], until: asyncio.Event |
 
 
 async def flood(base: str, history: list[dict[str, Any]], requests: int = 200) -> dict[str, Any]:
-    """`requests` concurrent POST /predict with horizon 12 (the gateway's default limits on), while
-    GET /health and GET /predictions/latest are timed; beside them, the same reads without it."""
+    """`requests` concurrent POST /predict with horizon 12 (the gateway's default limits on), sent
+    from a process of their own, while GET /health and GET /predictions/latest are timed here;
+    beside them, the same reads without it."""
     paths = ("/health", "/predictions/latest")
     quiet = await read_latency(base, paths, None)
     done = asyncio.Event()
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=requests)) as client:
-        async def post() -> int:
-            response = await client.post(f"{base}/predict", json={"candles": history, "horizon": 12})
-            return response.status_code
-
-        reads = asyncio.create_task(read_latency(base, paths, done))
-        started = time.perf_counter()
-        codes = await asyncio.gather(*(post() for _ in range(requests)))
-        flood_s = time.perf_counter() - started
+    reads = asyncio.create_task(read_latency(base, paths, done))
+    try:
+        summary = await flood_from_another_process(base, history, requests, horizon=12)
+    finally:
         done.set()
-        during = await reads
-    return {"requests": requests, "answered_200": codes.count(200), "answered_429": codes.count(429),
-            "other": len(codes) - codes.count(200) - codes.count(429), "flood_seconds": round(flood_s, 2),
+    during = await reads
+    codes = summary["codes"]
+    answered, refused = codes.get("200", 0), codes.get("429", 0)
+    return {"requests": requests, "answered_200": answered, "answered_429": refused,
+            "other": requests - answered - refused, "flood_seconds": round(summary["seconds"], 2),
             **{f"during{path.replace('/', '_')}": during[path] for path in paths},
             **{f"floor{path.replace('/', '_')}": quiet[path] for path in paths}}
 
@@ -230,11 +229,12 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
         figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
         figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
         gateway.stop()
-        # The flood on a gateway with the default limits of POST /predict (4 in flight, 5/s per client).
+        # The flood on a gateway with the default limits of POST /predict (2 in flight, 5/s per client).
         limited = settings.model_copy(update={"predict_rate_per_client": Settings().predict_rate_per_client,
                                               "predict_burst": Settings().predict_burst})
         gateway = ServiceProcess("gateway", limited, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
         await gateway.started(within=30)
+        await predict_latency(base, history, 1, 1)  # the first loads the model: not part of the flood
         figures["flood_predict_200"] = await flood(base, history)
     finally:
         gateway.stop()
