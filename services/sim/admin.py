@@ -4,6 +4,7 @@
     POST /_sim/clock?speed=S&now=MS           change speed and/or jump
     POST /_sim/drop-connections               cut every websocket (no close frame)
     POST /_sim/server-shutdown                `serverShutdown` to every websocket, then a close
+    POST /_sim/freeze?seconds=S               every open websocket goes quiet for S s, left open
     POST /_sim/rate-limit?...&status=403      a firewall refusal (403) instead of 429/418
     POST /_sim/rate-limit?count=N&retry_after=S&status=429|418
     POST /_sim/malformed?count=N&kind=high_low|nan|negative_volume|unknown_symbol|misaligned|not_json
@@ -77,6 +78,16 @@ async def server_shutdown(request: web.Request) -> web.Response:
     return web.json_response({"notified": request.app[HUB].shutdown_all(request.app[CLOCK].now_ms())})
 
 
+async def freeze(request: web.Request) -> web.Response:
+    try:
+        seconds = float(request.query.get("seconds", "30"))
+    except ValueError:
+        return _error("seconds must be a number")
+    if not 0 < seconds <= 3600:
+        return _error("seconds must be above 0 and at most 3600")
+    return web.json_response({"frozen": request.app[HUB].freeze_all(seconds), "seconds": seconds})
+
+
 async def rate_limit(request: web.Request) -> web.Response:
     faults = request.app[FAULTS]
     count = _int_param(request, "count", 1)
@@ -121,6 +132,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/clock", set_clock)
     app.router.add_post("/_sim/drop-connections", drop_connections)
     app.router.add_post("/_sim/server-shutdown", server_shutdown)
+    app.router.add_post("/_sim/freeze", freeze)
     app.router.add_post("/_sim/rate-limit", rate_limit)
     app.router.add_post("/_sim/malformed", malformed)
     app.router.add_get("/_sim/stats", stats)

@@ -135,6 +135,10 @@ class BinanceSim:
     def drop_connections(self) -> int:
         return self.hub.drop_all()
 
+    def freeze(self, seconds: float) -> int:
+        """Every open websocket goes quiet for `seconds` (left open): returns how many."""
+        return self.hub.freeze_all(seconds)
+
     def server_shutdown(self) -> int:
         """Binance's `serverShutdown` notice to every connection, then a close: returns how many."""
         return self.hub.shutdown_all(self.clock.now_ms())

@@ -60,6 +60,11 @@ class Connection:
     pings: dict[bytes, float] = field(default_factory=dict)
     #: Monotonic times of the client's messages in the last second.
     incoming: deque[float] = field(default_factory=deque)
+    #: Until this monotonic time the path is frozen: nothing is sent, pinged or answered.
+    frozen_until: float = 0.0
+
+    def frozen_for(self) -> float:
+        return max(0.0, self.frozen_until - time.monotonic())
 
     def received(self, limit: int) -> bool:
         """Count one incoming message; False once more than `limit` came within a second."""
@@ -120,6 +125,15 @@ class Hub:
         for conn in dropped:
             conn.abort()
         return len(dropped)
+
+    def freeze_all(self, seconds: float) -> int:
+        """A network path that goes quiet without closing: the open connections get nothing (no
+        event, no ping, no pong) for `seconds`; what was queued meanwhile follows afterwards, as a
+        stalled TCP path delivers it, if the client is still there."""
+        frozen = list(self.connections)
+        for conn in frozen:
+            conn.frozen_until = time.monotonic() + seconds
+        return len(frozen)
 
     def shutdown_all(self, now_ms: int) -> int:
         """Binance's maintenance notice: `{"e": "serverShutdown", "E": now}`, then a close (1001)."""
@@ -250,7 +264,8 @@ class StreamEndpoints:
                         await ws.close(code=1008, message=b"Too many requests")
                         break
                     if msg.type == WSMsgType.PING:
-                        await ws.pong(msg.data)
+                        if not conn.frozen_for():
+                            await ws.pong(msg.data)
                     elif msg.type == WSMsgType.PONG:
                         conn.pings.pop(bytes(msg.data), None)  # only an echo of our payload counts
                     elif msg.type == WSMsgType.TEXT:
@@ -270,6 +285,10 @@ class StreamEndpoints:
         sent = 0
         while True:
             await asyncio.sleep(min(self.ping_interval, self.pong_timeout) / 4)
+            if frozen := conn.frozen_for():  # a frozen path: no ping leaves, and no pong is due
+                await asyncio.sleep(frozen)
+                conn.pings.clear()
+                continue
             now = time.monotonic()
             if any(deadline < now for deadline in conn.pings.values()):
                 self.dropped_for_pong += 1
@@ -298,6 +317,8 @@ class StreamEndpoints:
             if isinstance(text, Close):
                 await conn.ws.close(code=text.code, message=text.reason.encode())
                 return
+            if frozen := conn.frozen_for():
+                await asyncio.sleep(frozen)
             try:
                 await conn.ws.send_str(text)
             except (ConnectionError, RuntimeError):

@@ -4,6 +4,7 @@ combined streams, dropped connections, malformed events on command, the maximum 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -181,3 +182,24 @@ async def test_server_shutdown_is_announced_before_the_close(market: Market) -> 
             assert notice == {"e": "serverShutdown", "E": sim.clock.now_ms()}
             closing = await ws.receive(timeout=5)
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 1001
+
+
+async def test_a_frozen_path_stays_open_and_quiet_then_delivers(market: Market) -> None:
+    async with BinanceSim(market, speed=600) as sim, aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@kline_5m", autoping=False) as ws:
+            await receive(ws)  # events flow: several a second at 600x
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{sim.rest_url}/_sim/freeze", params={"seconds": 2})
+            assert answer.json() == {"frozen": 1, "seconds": 2.0}
+            with contextlib.suppress(TimeoutError):  # what was already on its way
+                while True:
+                    await ws.receive(timeout=0.2)
+            await ws.ping(b"are-you-there")
+            with pytest.raises(TimeoutError):  # no event, no pong: a path gone quiet
+                await ws.receive(timeout=1.0)
+            assert not ws.closed
+            after = await ws.receive(timeout=5)  # then it delivers again
+            assert after.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PONG)
+        async with httpx.AsyncClient() as client:
+            bad = await client.post(f"{sim.rest_url}/_sim/freeze", params={"seconds": "soon"})
+        assert bad.status_code == 400 and "seconds" in bad.text
