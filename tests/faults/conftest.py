@@ -33,6 +33,18 @@ async def throwaway() -> AsyncIterator[ThrowawayInfra]:
         await infra.aclose()
 
 
+@pytest.fixture(scope="session")
+async def cluster() -> AsyncIterator[ThrowawayInfra]:
+    """Three KRaft nodes (replication factor 3, `min.insync.replicas=2`) and a Postgres, shared by
+    the broker-loss test and the soak (each with its own topics and database)."""
+    infra = ThrowawayInfra(brokers=3)
+    try:
+        await infra.astart()
+        yield infra
+    finally:
+        await infra.aclose()
+
+
 @pytest.fixture
 async def throwaway_settings(throwaway: ThrowawayInfra, tmp_path: Path) -> AsyncIterator[Settings]:
     """Like `settings`, on the throw-away servers; the servers are running when the test starts."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -22,16 +21,6 @@ from testkit.infra import ThrowawayInfra, drop_database
 from testkit.waiting import eventually
 from tests.faults.conftest import Spawn
 from tests.faults.support import against, binance, champion, settled, sim_now, topic_duplicates
-
-
-@pytest.fixture(scope="module")
-async def cluster() -> AsyncIterator[ThrowawayInfra]:
-    infra = ThrowawayInfra(brokers=3)
-    try:
-        await infra.astart()
-        yield infra
-    finally:
-        await infra.aclose()
 
 
 async def _partition(settings: Settings) -> dict[str, object]:
