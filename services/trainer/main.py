@@ -8,7 +8,7 @@ import logging
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from services.trainer.handlers import SERVICE, group_id, register
-from services.trainer.housekeeping import prune_forever
+from services.trainer.housekeeping import measure_disk_forever, prune_forever
 from services.trainer.runner import Trainer
 from services.trainer.scheduler import TrainingScheduler
 from services.trainer.triggers import Triggers
@@ -51,6 +51,7 @@ async def serve(
             log.warning("resuming interrupted training of %s", ", ".join(map(str, resumed)))
         background.append(asyncio.create_task(triggers.watch_bootstrap(bootstrap_period), name="bootstrap"))
         background.append(asyncio.create_task(prune_forever(pool, settings), name="housekeeping"))
+        background.append(asyncio.create_task(measure_disk_forever(pool, settings), name="disk"))
         if settings.promote_requires_live > 0:
             background.append(asyncio.create_task(watch_live(trainer, settings.streams), name="live-promotion"))
         triggers_topics = [settings.topic(t) for t in (topics.TICKS, topics.DRIFT, topics.TRAIN_REQUESTS)]

@@ -18,3 +18,10 @@ PROMOTIONS = Counter("candlecast_promotions_total", "Candidates promoted to cham
 REJECTED = Counter(
     "candlecast_rejected_candidates_total", "Candidates that did not beat the champion", ["symbol", "interval"]
 )
+POSTGRES_DATABASE_BYTES = Gauge("candlecast_postgres_database_bytes", "Disk used by the deployment's database")
+POSTGRES_TABLE_BYTES = Gauge(
+    "candlecast_postgres_table_bytes", "Disk used by a table of the database, indexes included", ["table"]
+)
+KAFKA_TOPIC_BYTES = Gauge(
+    "candlecast_kafka_topic_bytes", "Disk used by a topic on the brokers, every replica counted", ["topic"]
+)

@@ -70,3 +70,26 @@ async def test_topics_are_created_and_kept_with_their_retention(settings: Settin
     found = {r[3]: next(e[1] for e in r[4] if e[0] == "retention.ms") for r in response.resources}
     assert found == {names[topics.CANDLES]: "-1", names[topics.CANDLES_LIVE]: str(24 * HOUR),
                      names[topics.DEAD_LETTER]: str(2 * HOUR)}
+
+
+async def test_disk_use_of_postgres_and_of_each_topic_is_measured(settings: Settings, db: asyncpg.Connection) -> None:
+    from services.trainer.housekeeping import measure_disk
+    from services.trainer.metrics import KAFKA_TOPIC_BYTES, POSTGRES_DATABASE_BYTES, POSTGRES_TABLE_BYTES
+    from testkit.kafka import publish_raw
+
+    await publish_raw(settings, topics.DEAD_LETTER, [b"x" * 10_000] * 20)
+    await db.executemany(
+        "INSERT INTO futures (symbol, interval, time, base_time, pred_open, pred_high, pred_low, pred_close, "
+        "pred_amplitude, p_up, model_version) VALUES ('BTCUSDT', '5m', $1, $1, 1, 1, 1, 1, 0, 0.5, 'v')",
+        [(START + i * HOUR,) for i in range(5000)])
+    pool = await create_pool(settings.database)
+    try:
+        await measure_disk(pool, settings)
+    finally:
+        await pool.close()
+    database = POSTGRES_DATABASE_BYTES._value.get()
+    futures = POSTGRES_TABLE_BYTES.labels("futures")._value.get()
+    assert database == await db.fetchval("SELECT pg_database_size(current_database())")
+    assert 5000 * 50 < futures < database
+    assert KAFKA_TOPIC_BYTES.labels(topics.DEAD_LETTER)._value.get() >= 20 * 10_000  # this test's topic alone
+    assert KAFKA_TOPIC_BYTES.labels(topics.CANDLES)._value.get() == 0
