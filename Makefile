@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up demo down status test lint bench clean
+.PHONY: install up demo down status test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -42,6 +42,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+## Random faults for MINUTES (default 10) on the local stack with three Kafka nodes; leaves it running.
+MINUTES ?= 10
+soak: install
+	$(BIN)/python -m bench.soak --minutes $(MINUTES) $(if $(SEED),--seed $(SEED),)
 
 clean: down
 	rm -rf .data
