@@ -21,6 +21,7 @@ from tests.faults.support import champion
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two minutes of faults, the warm-up and the settle: ~4 minutes here
 async def test_two_minutes_of_random_faults_lose_and_double_nothing(
         cluster: ThrowawayInfra, tmp_path: Path, tiny_model_5m: Path) -> None:
     settings = with_free_ports(await cluster.settings_for_test(model_dir=tmp_path / "models"))
