@@ -11,7 +11,9 @@
 
 "Caught up" means the stream's newest prediction is at most one candle behind the stand-in's
 clock (at 600x, a 5m candle closes every 0.5 s). A fault's recovery runs from the moment it was
-undone to the first time every stream is caught up again.
+undone to the start of the first stretch of `STEADY` seconds in which every stream stayed caught
+up: some faults bite after they are undone (a burst of 429s is met only by the reconnect's
+catch-up, each 429 waited out), and the first caught-up sample after them would say nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def last_closed(clock: ClockMap, step: int) -> int:
     return (clock.sim_now() // step) * step - step
 
 
+#: Seconds every stream must stay caught up for the system to count as recovered.
+STEADY = 5.0
+
+
 class Monitor:
     """Samples, twice a second, how many candles each stream's predictions are behind."""
 
@@ -102,8 +108,25 @@ class Monitor:
             self.samples.append((time.time(), await self.caught_up()))
             await asyncio.sleep(0.5)
 
-    def caught_up_after(self, wall: float) -> float | None:
-        return next((t for t, ok in self.samples if t >= wall and ok), None)
+    def recovered_after(self, wall: float) -> float | None:
+        """Start of the first `STEADY` stretch after `wall` in which every sample was caught up."""
+        start = None
+        for t, ok in self.samples:
+            if t < wall:
+                continue
+            if not ok:
+                start = None
+            elif start is None:
+                start = t
+            elif t - start >= STEADY:
+                return start
+        return None
+
+    async def steady(self) -> bool:
+        """Caught up now, and in every sample of the last `STEADY` seconds."""
+        now = time.time()
+        recent = [ok for t, ok in self.samples if t >= now - STEADY]
+        return await self.caught_up() and len(recent) >= STEADY / 0.5 - 2 and all(recent)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -127,7 +150,9 @@ async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *,
                    warmup_within: float = 600, settle_within: float = 600,
                    say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the soak on a started `stack`; returns the report (see the module's docstring)."""
-    seed = random.randrange(1_000_000) if seed is None else seed
+    # Not the module-level generator: training a model (the tiny champion) seeds it, and every
+    # soak would then pick the same "random" seed.
+    seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     rng = random.Random(seed)
     say(f"soak: seed {seed}, {minutes:g} minutes, a fault every {gap[0]:g}-{gap[1]:g} s")
     clock = await read_clock(stack)
@@ -156,12 +181,12 @@ async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *,
     for name in crashed:  # a service that died of a fault it should have survived: a finding
         say(f"soak: {name} was not running at the end; restarted")
         await stack.started(name)
-    settle_s = await _wait(monitor.caught_up, "predictions caught up after the last fault", settle_within)
-    await asyncio.sleep(1.0)
+    settle_s = await _wait(monitor.steady, "predictions steadily caught up after the last fault", settle_within)
+    await asyncio.sleep(STEADY + 1.0)  # the last stretch seen whole, for the last fault's recovery
     stop.set()
     await watching
     for fault in nemesis.faults:
-        fault.recovered_at = monitor.caught_up_after(fault.restored_at or fault.injected_at)
+        fault.recovered_at = monitor.recovered_after(fault.restored_at or fault.injected_at)
 
     report = await _check(stack, clock, start, nemesis.faults)
     kinds = Counter(f.kind for f in nemesis.faults)
