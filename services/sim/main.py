@@ -50,7 +50,13 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--speed", type=float, default=600.0, help="clock speed factor (600: a 5m candle per 0.5s)")
     parser.add_argument("--start", help="the clock's start: epoch ms, ISO time, or +<days>d into the data "
                         "(default +91d, so a 90-day backfill finds history)")
-    parser.add_argument("--symbols", default=",".join(settings.symbols), help="generated symbols (comma-separated)")
+    parser.add_argument("--symbols", default=",".join(settings.symbols),
+                        help="generated symbols (comma-separated), or how many: 400 makes C0001USDT..C0400USDT")
+    parser.add_argument("--burst", action="store_true",
+                        help="closing events only (no in-progress updates): every symbol's candle closes at the "
+                             "same instant, as on Binance, and the burst is all there is")
+    parser.add_argument("--weight-limit", type=int, default=6000, help="request weight per IP a window (Binance: 6000)")
+    parser.add_argument("--weight-window", type=float, default=60.0, help="seconds of the weight window (Binance: 60)")
     parser.add_argument("--symbol", help="symbol of archive files not named like Binance's")
     parser.add_argument("--interval", default=None,
                         help=f"base interval (default: the finest archive; {settings.interval} generated)")
@@ -62,6 +68,13 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--regime-hours", type=float, default=None, help="length of the burst (default: forever)")
     parser.add_argument("--updates", type=int, default=2, help="in-progress websocket events per candle")
     parser.add_argument("--write-archives", type=Path, help="write the data as monthly archive CSVs here and exit")
+
+
+def generated_symbols(text: str) -> list[str]:
+    """`BTCUSDT,ETHUSDT` as given; a number N: N made-up USDT pairs (C0001USDT, C0002USDT, ...)."""
+    if text.strip().isdigit():
+        return [f"C{i:04d}USDT" for i in range(1, int(text) + 1)]
+    return [s.strip().upper() for s in text.split(",") if s.strip()]
 
 
 def build_market(args: argparse.Namespace) -> Market:
@@ -80,7 +93,7 @@ def build_market(args: argparse.Namespace) -> Market:
             vol_factor=args.regime_vol,
             duration_ms=int(args.regime_hours * 3_600_000) if args.regime_hours else None,
         )
-    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    symbols = generated_symbols(args.symbols)
     return Market.generated(symbols, interval, days=args.generate_days or 365, seed=args.seed,
                             start_ms=start, regime=regime)
 
@@ -104,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {len(paths)} archive files to {args.write_archives}")
         return 0
     start = parse_when(args.start, market.start_ms) if args.start else None
-    sim = BinanceSim(market, speed=args.speed, start_ms=start, host=args.host, port=args.port, updates=args.updates)
+    sim = BinanceSim(market, speed=args.speed, start_ms=start, host=args.host, port=args.port,
+                     updates=0 if args.burst else args.updates, weight_limit=args.weight_limit,
+                     weight_window=args.weight_window)
     asyncio.run(run_until_signalled(lambda stop: serve(sim, stop)))
     return 0

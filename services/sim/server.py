@@ -23,6 +23,7 @@ from services.sim.market import Market
 from services.sim.rest import CLOCK, FAULTS, MARKET
 from services.sim.rest import add_routes as add_rest_routes
 from services.sim.streams import Hub, StreamEndpoints, Ticker
+from services.sim.weights import RequestWeights, weight_middleware
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,15 @@ class BinanceSim:
         max_connection_age: float = 24 * 3600.0,
         pong_timeout: float = 60.0,
         max_incoming: int = 5,
+        weight_limit: int = 6000,
+        weight_window: float = 60.0,
     ) -> None:
         self.market = market
         self.host = host
         self.port = port
         self.clock = SimClock(start_ms if start_ms is not None else default_start(market), speed, market.end_ms)
         self.faults = Faults()
+        self.weights = RequestWeights(weight_limit, weight_window)
         self.hub = Hub()
         # One ticker per interval; each sends only while some connection listens at its interval.
         self.tickers = [Ticker(market, self.clock, self.hub, self.faults, updates, interval)
@@ -76,7 +80,7 @@ class BinanceSim:
         self._ticker_tasks: list[asyncio.Task[None]] = []
 
     def build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[weight_middleware(self.weights)])
         app[MARKET] = self.market
         app[CLOCK] = self.clock
         app[FAULTS] = self.faults

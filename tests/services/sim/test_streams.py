@@ -203,3 +203,15 @@ async def test_a_frozen_path_stays_open_and_quiet_then_delivers(market: Market) 
         async with httpx.AsyncClient() as client:
             bad = await client.post(f"{sim.rest_url}/_sim/freeze", params={"seconds": "soon"})
         assert bad.status_code == 400 and "seconds" in bad.text
+
+
+async def test_request_weight_is_counted_said_and_enforced(market: Market) -> None:
+    async with BinanceSim(market, speed=0, weight_limit=10, weight_window=3600) as sim, httpx.AsyncClient() as client:
+        used, codes = [], []
+        for _ in range(6):  # klines weigh 2: the sixth call takes the minute to 12 of 10
+            answer = await client.get(f"{sim.rest_url}/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "5m"})
+            used.append(int(answer.headers["X-MBX-USED-WEIGHT-1M"]))
+            codes.append(answer.status_code)
+        assert used == [2, 4, 6, 8, 10, 12] and codes == [200] * 5 + [429]
+        assert 1 <= int(answer.headers["Retry-After"]) <= 3600 and answer.json()["code"] == -1003
+        assert sim.weights.refused == 1
