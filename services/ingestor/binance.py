@@ -29,7 +29,7 @@ from services.ingestor.exchange import (
     StreamKline,
     StreamMessage,
 )
-from services.ingestor.metrics import REST_REFUSALS
+from services.ingestor.metrics import REST_REFUSALS, REST_WEIGHT_USED
 from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
 from shared.market.streams import Stream
 from shared.messaging.events import Candle
@@ -68,6 +68,36 @@ class ServerClock:
         return self._server_ms + int((time.monotonic() - self._at) * 1000)
 
 
+@dataclass
+class WeightBudget:
+    """Binance's request weight, kept under its limit rather than run into: every answer says the
+    IP's weight used in the current minute (`X-MBX-USED-WEIGHT-1M`); a request that would take it
+    past `share` of `limit` waits for the next minute. The share leaves room for other clients on
+    the same IP and for requests already in flight. A 429 is still handled (waited out) if it comes."""
+
+    limit: int = 6000
+    window: float = 60.0
+    share: float = 0.8
+    used: int = 0
+    window_number: int = -1
+    pauses: int = 0
+
+    def observe(self, used: int, now: float) -> None:
+        self.used, self.window_number = used, int(now // self.window)
+        REST_WEIGHT_USED.set(used)
+
+    def wait_before(self, cost: int, now: float) -> float:
+        """Seconds to wait before a request of `cost` weight (0: go now)."""
+        number = int(now // self.window)
+        if number != self.window_number or self.used + cost <= self.limit * self.share:
+            return 0.0
+        return (number + 1) * self.window - now + 0.05
+
+
+#: Request weight of the endpoints used (Binance's documentation: klines 2 whatever the limit).
+WEIGHTS = {"/api/v3/klines": 2, "/api/v3/time": 1}
+
+
 class BinanceError(ExchangeRejected):
     """Binance refused a request for a reason retrying cannot fix (e.g. -1121 Invalid symbol)."""
 
@@ -90,8 +120,10 @@ class BinanceRest:
         backoff: Backoff | None = None,
         timeout: float = 10.0,
         long_wait: float = 300.0,
+        budget: WeightBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget or WeightBudget()
         self.session = session
         self.clock = clock
         self.backoff = backoff or Backoff()
@@ -117,11 +149,23 @@ class BinanceRest:
             raise BinanceError(200, None, f"klines answer is not a list: {str(body)[:200]}")
         return body
 
+    async def _pace(self, path: str) -> None:
+        wait = self.budget.wait_before(WEIGHTS.get(path, 1), time.time())
+        if wait > 0:
+            self.budget.pauses += 1
+            log.info("request weight at %d of Binance's %d this minute: pausing %.1fs before %s",
+                     self.budget.used, self.budget.limit, wait, path)
+            await asyncio.sleep(wait)
+
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         attempt = 0
         while True:
+            await self._pace(path)
             try:
                 async with self.session.get(self.base_url + path, params=params, timeout=self.timeout) as response:
+                    used = response.headers.get("X-MBX-USED-WEIGHT-1M")
+                    if used is not None and used.isdigit():
+                        self.budget.observe(int(used), time.time())
                     if response.status in (403, 418):
                         await self._wait_out_ban(response.status, _retry_after(response), path)
                         continue
@@ -174,9 +218,10 @@ class Binance:
     name = "binance"
 
     def __init__(self, rest_url: str, ws_url: str, session: aiohttp.ClientSession, *,
-                 backoff: Backoff | None = None, long_wait: float = 300.0) -> None:
+                 backoff: Backoff | None = None, long_wait: float = 300.0, budget: WeightBudget | None = None) -> None:
         self.clock = ServerClock()
-        self.rest = BinanceRest(rest_url, session, clock=self.clock, backoff=backoff, long_wait=long_wait)
+        self.rest = BinanceRest(rest_url, session, clock=self.clock, backoff=backoff, long_wait=long_wait,
+                                budget=budget)
         self.ws_url = ws_url.rstrip("/")
 
     async def server_time(self) -> int:

@@ -15,7 +15,7 @@ import aiohttp
 import asyncpg
 from faststream.kafka import KafkaBroker
 
-from services.ingestor.binance import Binance
+from services.ingestor.binance import Binance, WeightBudget
 from services.ingestor.filler import RestFiller
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
@@ -82,7 +82,8 @@ async def run_ingest(
     """Backfill over REST from where the stream stopped, then the live websocket for good."""
     options = options or IngestOptions()
     exchange = Binance(settings.binance_rest_url, settings.binance_ws_url, session, backoff=options.backoff,
-                       long_wait=options.long_backoff)
+                       long_wait=options.long_backoff,
+                       budget=WeightBudget(options.weight_limit, options.weight_window))
     publisher = CandlePublisher(broker, settings)
     filler = RestFiller(settings, exchange, publisher, pool, options)
     await filler.start_points()

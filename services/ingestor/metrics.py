@@ -5,7 +5,7 @@ Dead letters are counted by `shared.messaging.runtime.dead_letter` (`candlecast_
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PUBLISHED = Counter(
     "candlecast_candles_published_total", "Closed candles published to the candles topic", ["symbol", "interval"]
@@ -27,4 +27,7 @@ RECORD_BATCH = Histogram(
 )
 REST_REFUSALS = Counter(
     "candlecast_binance_refusals_total", "Binance REST answers 429/418 (rate limit) that were waited out", ["status"]
+)
+REST_WEIGHT_USED = Gauge(
+    "candlecast_rest_weight_used", "Binance request weight used by this IP in the current minute (its header)"
 )

@@ -89,3 +89,35 @@ async def test_a_firewall_refusal_or_a_ban_is_a_long_backoff_said_once(
     assert REST_REFUSALS.labels(str(status))._value.get() - refusals == 1
     assert status == 418 or waited >= 1.5  # 403: the long back-off, not the 0.05 s one
     assert steps(await assert_nothing_lost_or_doubled(db)) == {STEP}
+
+
+async def test_the_backfill_stays_under_the_request_weight_limit(settings: Settings, db: asyncpg.Connection,
+                                                                  market: Market) -> None:
+    """A stand-in allowing 30 weight per 2 s window (6,000 a minute on Binance, scaled down), a
+    backfill of 29 pages of 10 (58 weight): the ingestor reads `X-MBX-USED-WEIGHT-1M` and waits for
+    the next window rather than run into a 429."""
+    refusals = REST_REFUSALS.labels("429")._value.get()
+    paced = dataclasses.replace(FAST, page_limit=10, weight_limit=30, weight_window=2.0)
+    async with BinanceSim(market, speed=0, start_ms=market.start_ms + 5 * DAY + 1000, weight_limit=30,
+                          weight_window=2.0) as sim:
+        s = against(settings, sim, backfill_days=1, symbols=["BTCUSDT"])
+        started = time.monotonic()
+        async with running_ingestor(s, options=paced) as task:
+            await eventually(lambda: _more_than(db, 287), "the paced backfill", task=task, within=60)
+        took = time.monotonic() - started
+        assert sim.weights.refused == 0
+    assert REST_REFUSALS.labels("429")._value.get() == refusals
+    assert took > 2.0  # it did wait for a window: 58 weight at 24 (80% of 30) a window is three windows
+    assert steps(await assert_nothing_lost_or_doubled(db)) == {STEP}
+
+
+def test_the_weight_budget_waits_for_the_next_window_only_past_its_share() -> None:
+    from services.ingestor.binance import WeightBudget
+
+    budget = WeightBudget(limit=100, window=60.0, share=0.8)
+    assert budget.wait_before(2, now=121.0) == 0.0  # nothing known yet
+    budget.observe(78, now=120.5)
+    assert budget.wait_before(2, now=121.0) == 0.0  # 80 of 100: at the share, not past it
+    budget.observe(80, now=121.0)
+    assert budget.wait_before(2, now=121.0) == pytest.approx(59.05)  # to the next minute (and a margin)
+    assert budget.wait_before(2, now=180.1) == 0.0  # a new window: the count starts again
