@@ -1,4 +1,4 @@
-"""The soak's faults, chosen at random (Jepsen calls this part the nemesis).
+"""The soak's faults, in random order (Jepsen calls this part the nemesis).
 
 Each fault is injected, held for a random time and undone (a killed process restarted, as a
 supervisor or Compose's restart policy would); faults run as tasks of their own, so they overlap
@@ -65,15 +65,21 @@ class Nemesis:
         self.busy: set[str] = set()
         self.faults: list[Fault] = []
         self.poison_sent = 0
+        self.deck: list[str] = []
 
     @property
     def sim(self) -> str:
         return f"http://127.0.0.1:{self.stack.settings.sim_port}/_sim"
 
     def choose(self) -> tuple[str, str]:
-        """A kind at random, then a target of it not already held by another fault."""
+        """The next kind from a shuffled deck of every kind (each comes once a round, in random
+        order, so a ten-minute run meets all of them), then a target of it not already held by
+        another fault; a kind with no free target goes back under the deck."""
         while True:
-            kind = self.rng.choice(sorted(FAULT_KINDS))
+            if not self.deck:
+                self.deck = sorted(FAULT_KINDS)
+                self.rng.shuffle(self.deck)
+            kind = self.deck.pop(0)
             if kind in ("sigkill", "sigterm"):
                 free = [s for s in SERVICES if s not in self.busy]
                 if free:
@@ -87,6 +93,7 @@ class Nemesis:
                     return kind, target
             else:
                 return kind, "stand-in" if kind != "poison" else "candles topic"
+            self.deck.append(kind)
 
     async def inject(self, kind: str, target: str) -> Fault:
         """Inject, hold and undo one fault; returns its record (also kept in `faults`)."""
