@@ -31,6 +31,7 @@ from services.ingestor.exchange import (
 )
 from services.ingestor.metrics import REST_REFUSALS, REST_WEIGHT_USED
 from shared.market.klines import KlineError, candle_from_rest, candle_from_ws, stream_name
+from shared.market.rate_limits import REQUEST_WEIGHTS, WEIGHT_HEADER, WEIGHT_LIMIT
 from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
@@ -75,7 +76,7 @@ class WeightBudget:
     past `share` of `limit` waits for the next minute. The share leaves room for other clients on
     the same IP and for requests already in flight. A 429 is still handled (waited out) if it comes."""
 
-    limit: int = 6000
+    limit: int = WEIGHT_LIMIT
     window: float = 60.0
     share: float = 0.8
     used: int = 0
@@ -92,10 +93,6 @@ class WeightBudget:
         if number != self.window_number or self.used + cost <= self.limit * self.share:
             return 0.0
         return (number + 1) * self.window - now + 0.05
-
-
-#: Request weight of the endpoints used (Binance's documentation: klines 2 whatever the limit).
-WEIGHTS = {"/api/v3/klines": 2, "/api/v3/time": 1}
 
 
 class BinanceError(ExchangeRejected):
@@ -150,7 +147,7 @@ class BinanceRest:
         return body
 
     async def _pace(self, path: str) -> None:
-        wait = self.budget.wait_before(WEIGHTS.get(path, 1), time.time())
+        wait = self.budget.wait_before(REQUEST_WEIGHTS.get(path, 1), time.time())
         if wait > 0:
             self.budget.pauses += 1
             log.info("request weight at %d of Binance's %d this minute: pausing %.1fs before %s",
@@ -163,7 +160,7 @@ class BinanceRest:
             await self._pace(path)
             try:
                 async with self.session.get(self.base_url + path, params=params, timeout=self.timeout) as response:
-                    used = response.headers.get("X-MBX-USED-WEIGHT-1M")
+                    used = response.headers.get(WEIGHT_HEADER)
                     if used is not None and used.isdigit():
                         self.budget.observe(int(used), time.time())
                     if response.status in (403, 418):

@@ -13,6 +13,7 @@ from services.sim.generate import DEFAULT_START_MS, RegimeChange
 from services.sim.market import Market
 from services.sim.server import DAY_MS, BinanceSim
 from shared.config import get_settings
+from shared.market.rate_limits import WEIGHT_LIMIT
 from shared.messaging.runtime import run_until_signalled
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--burst", action="store_true",
                         help="closing events only (no in-progress updates): every symbol's candle closes at the "
                              "same instant, as on Binance, and the burst is all there is")
-    parser.add_argument("--weight-limit", type=int, default=6000, help="request weight per IP a window (Binance: 6000)")
+    parser.add_argument("--weight-limit", type=int, default=WEIGHT_LIMIT,
+                        help="request weight per IP a window (Binance: 6000)")
     parser.add_argument("--weight-window", type=float, default=60.0, help="seconds of the weight window (Binance: 60)")
     parser.add_argument("--symbol", help="symbol of archive files not named like Binance's")
     parser.add_argument("--interval", default=None,

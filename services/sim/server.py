@@ -24,6 +24,7 @@ from services.sim.rest import CLOCK, FAULTS, MARKET
 from services.sim.rest import add_routes as add_rest_routes
 from services.sim.streams import Hub, StreamEndpoints, Ticker
 from services.sim.weights import RequestWeights, weight_middleware
+from shared.market.rate_limits import WEIGHT_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class BinanceSim:
         max_connection_age: float = 24 * 3600.0,
         pong_timeout: float = 60.0,
         max_incoming: int = 5,
-        weight_limit: int = 6000,
+        weight_limit: int = WEIGHT_LIMIT,
         weight_window: float = 60.0,
     ) -> None:
         self.market = market

@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-#: Weight of each endpoint, as Binance's API documentation gives it (klines: 2 for any limit).
-WEIGHTS = {"/api/v3/klines": 2, "/api/v3/time": 1, "/api/v3/ping": 1}
-HEADER = "X-MBX-USED-WEIGHT-1M"
+from shared.market.rate_limits import REQUEST_WEIGHTS, WEIGHT_HEADER, WEIGHT_LIMIT
 
 
 @dataclass
 class RequestWeights:
-    limit: int = 6000
+    limit: int = WEIGHT_LIMIT
     window: float = 60.0
     refused: int = 0
     _used: dict[str, tuple[int, int]] = field(default_factory=dict)  # ip -> (window number, weight used)
@@ -45,7 +43,7 @@ def weight_middleware(weights: RequestWeights) -> Callable[..., Awaitable[web.St
     @web.middleware
     async def middleware(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        cost = WEIGHTS.get(request.path)
+        cost = REQUEST_WEIGHTS.get(request.path)
         if cost is None:
             return await handler(request)
         ip = request.remote or "127.0.0.1"
@@ -58,7 +56,7 @@ def weight_middleware(weights: RequestWeights) -> Callable[..., Awaitable[web.St
             response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         else:
             response = await handler(request)
-        response.headers[HEADER] = str(used)
+        response.headers[WEIGHT_HEADER] = str(used)
         return response
 
     return middleware
