@@ -143,7 +143,7 @@ class LocalKafka:
         lib = ensure_jars()
         self.recorded.parent.mkdir(parents=True, exist_ok=True)
         self.recorded.write_text(str(self.count))
-        cluster_id = next((cid for node in self.nodes if (cid := node.cluster_id())), None) or _random_cluster_id()
+        cluster_id = self.cluster_id()
         for node in self.nodes:
             self.start_node(node, lib, cluster_id)
         try:
@@ -164,14 +164,17 @@ class LocalKafka:
         props = node.home / "server.properties"
         props.write_text(self._properties(node))
         if not node.formatted:
-            cluster_id = cluster_id or next((c for n in self.nodes if (c := n.cluster_id())), None) \
-                or _random_cluster_id()
+            cluster_id = cluster_id or self.cluster_id()
             subprocess.run(
                 self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
         node.process.start(self._java(lib, "kafka.Kafka", str(props), heap="512m"))
+
+    def cluster_id(self) -> str:
+        """The id the nodes' storage was formatted with, or a new one for a cluster not formatted yet."""
+        return next((cid for node in self.nodes if (cid := node.cluster_id())), None) or _random_cluster_id()
 
     def _started_nodes(self) -> list[KafkaNode]:
         """The nodes of the cluster last started here (`up --brokers 3` then a plain `down`)."""
