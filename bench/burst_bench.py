@@ -29,11 +29,12 @@ import numpy as np
 
 from bench.__main__ import machine
 from bench.common import print_rows, write_result
-from bench.system_bench import MemoryWatch, champions, fresh, sim_clock, wait_for
+from bench.system_bench import MemoryWatch, champions, fresh, wait_for
 from shared.config import Settings
 from shared.messaging import topics
 from testkit.kafka import read_topic
 from testkit.services import ServiceProcess, with_free_ports
+from testkit.soak import read_clock
 
 MINUTE = 60_000
 
@@ -91,7 +92,7 @@ async def burst(base: Settings, model: Path, logs: Path, count: int, bursts: int
                 predictor.start()
 
                 async def caught_up() -> bool:
-                    _, now, _ = await sim_clock(port)
+                    now = (await read_clock(port)).sim_now()
                     conn = await asyncpg.connect(config.database)
                     try:
                         rows = await conn.fetch("SELECT max(base_time) AS last FROM futures GROUP BY symbol")
@@ -100,9 +101,10 @@ async def burst(base: Settings, model: Path, logs: Path, count: int, bursts: int
                     return len(rows) == count and min(r["last"] for r in rows) >= now - 2 * MINUTE
 
                 warmup_s = await wait_for(caught_up, "every symbol predicted", 900, processes)
-                live_wall, live_sim, spd = await sim_clock(port)
+                clock = await read_clock(port)
+                live_sim = clock.sim_now()
                 await asyncio.sleep(bursts * 60 / speed)
-                _, end_sim, _ = await sim_clock(port)
+                end_sim = clock.sim_now()
                 await asyncio.sleep(5)  # the last burst's predictions
                 for process in (ingestor, predictor):
                     await process.terminate()
@@ -111,16 +113,13 @@ async def burst(base: Settings, model: Path, logs: Path, count: int, bursts: int
             for process in processes:
                 process.stop()
 
-        def wall(sim_ms: int) -> float:
-            return live_wall + (sim_ms - live_sim) / spd / 1000
-
         first: dict[tuple[str, int], float] = {}
         for record in await read_topic(config, topics.PREDICTIONS, within=120):
             body = json.loads(record.value)
             if body.get("kind", "prediction") == "prediction":
                 closed = body["base_time"] + MINUTE
                 if live_sim < closed <= end_sim:
-                    first.setdefault((body["symbol"], closed), record.timestamp / 1000 - wall(closed))
+                    first.setdefault((body["symbol"], closed), record.timestamp / 1000 - clock.wall_of(closed))
         closes = list(range((live_sim // MINUTE + 1) * MINUTE, end_sim + 1, MINUTE))
         expected = {(s, t) for s in symbols for t in closes}
         latencies = sorted(first[k] for k in expected if k in first)

@@ -39,6 +39,7 @@ from testkit.invariants import check_invariants
 from testkit.kafka import read_topic
 from testkit.nemesis import FAULT_KINDS, Fault, Nemesis
 from testkit.soak_stack import SoakStack
+from testkit.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,11 @@ class ClockMap:
         return self.wall_s + (sim_ms - self.sim_ms) / 1000 / self.speed
 
 
-async def read_clock(stack: SoakStack) -> ClockMap:
+async def read_clock(sim_port: int) -> ClockMap:
+    """The stand-in's `/_sim/clock`, read once, against this machine's clock."""
     async with httpx.AsyncClient(timeout=10) as client:
         before = time.time()
-        body = (await client.get(f"http://127.0.0.1:{stack.settings.sim_port}/_sim/clock")).json()
+        body = (await client.get(f"http://127.0.0.1:{sim_port}/_sim/clock")).json()
         after = time.time()
     return ClockMap((before + after) / 2, int(body["now"]), float(body["speed"]))
 
@@ -137,15 +139,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1), "max_ms": round(ordered[-1], 1)}
 
 
-async def _wait(check: Callable[[], Any], what: str, within: float) -> float:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            raise TimeoutError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.5)
-    return time.monotonic() - started
-
-
 async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *, gap: tuple[float, float] = (20, 40),
                    warmup_within: float = 600, settle_within: float = 600,
                    say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -155,9 +148,10 @@ async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *,
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     rng = random.Random(seed)
     say(f"soak: seed {seed}, {minutes:g} minutes, a fault every {gap[0]:g}-{gap[1]:g} s")
-    clock = await read_clock(stack)
+    clock = await read_clock(stack.settings.sim_port)
     monitor = Monitor(stack, clock)
-    warmup_s = await _wait(monitor.caught_up, "the first predictions caught up with the stand-in", warmup_within)
+    warmup_s = await eventually(monitor.caught_up, "the first predictions caught up with the stand-in",
+                                within=warmup_within, every=0.5)
     newest = await monitor.newest_futures()
     assert newest is not None
     start = dict(newest)
@@ -181,14 +175,15 @@ async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *,
     for name in crashed:  # a service that died of a fault it should have survived: a finding
         say(f"soak: {name} was not running at the end; restarted")
         await stack.started(name)
-    settle_s = await _wait(monitor.steady, "predictions steadily caught up after the last fault", settle_within)
+    settle_s = await eventually(monitor.steady, "predictions steadily caught up after the last fault",
+                                within=settle_within, every=0.5)
     await asyncio.sleep(STEADY + 1.0)  # the last stretch seen whole, for the last fault's recovery
     stop.set()
     await watching
     for fault in nemesis.faults:
         fault.recovered_at = monitor.recovered_after(fault.restored_at or fault.injected_at)
 
-    report = await _check(stack, clock, start, nemesis.faults)
+    report = await _check(stack, clock, start)
     kinds = Counter(f.kind for f in nemesis.faults)
     recoveries = [f.recovery_s for f in nemesis.faults if f.recovery_s is not None]
     report.update({
@@ -209,7 +204,7 @@ async def run_soak(stack: SoakStack, minutes: float, seed: int | None = None, *,
     return report
 
 
-async def _check(stack: SoakStack, clock: ClockMap, start: dict[Stream, int], faults: list[Fault]) -> dict[str, Any]:
+async def _check(stack: SoakStack, clock: ClockMap, start: dict[Stream, int]) -> dict[str, Any]:
     settings = stack.settings
     totals = Counter[str]()
     per_stream = {}
