@@ -4,6 +4,11 @@ The buffer is warmed from Postgres at start and extended by every candle consume
 whose history is not all in memory (a replay of older candles, a restart) reads the missing
 part from Postgres once; that slow path is never taken by a live candle. Candles the store
 turned out not to have (an exchange outage) are remembered, so they are not asked for again.
+
+The candles are kept as plain arrays (`Columns`), not a DataFrame: a live candle is appended to
+every stream's buffer at each close, and a burst of 400 streams paid ~1 ms each for the
+DataFrame concat; appending to arrays costs ~0.02 ms. `frame` builds a DataFrame when one is
+asked for (a backlog's batch inference, tests).
 """
 
 from __future__ import annotations
@@ -11,7 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.market.binance_csv import candles_to_frame
+from shared.market.binance_csv import COLUMNS, Columns, candles_to_columns, columns_to_frame, frame_columns
+
+
+def _take(columns: Columns, rows: np.ndarray | slice) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
 
 
 class CandleHistory:
@@ -25,20 +34,27 @@ class CandleHistory:
         self.interval_ms = interval_ms
         self.keep = keep
         self.floor = floor
-        self.frame = candles_to_frame([])
+        self.columns: Columns = candles_to_columns([])
         self._absent: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.columns["open_time"])
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return columns_to_frame(self.columns)
 
     @property
     def times(self) -> np.ndarray:
-        result: np.ndarray = self.frame["open_time"].to_numpy(np.int64)
-        return result
+        return self.columns["open_time"]
 
     @property
     def last_time(self) -> int | None:
-        return int(self.frame["open_time"].iloc[-1]) if len(self.frame) else None
+        return int(self.times[-1]) if len(self) else None
+
+    def rows(self, lo: int, hi: int) -> Columns:
+        """Rows [lo, hi) (views, not copies)."""
+        return _take(self.columns, slice(lo, hi))
 
     def missing_range(self, first_time: int, rows_needed: int) -> tuple[int, int] | None:
         """[start, end) to read from the store so that `first_time` has its history; None if held."""
@@ -68,30 +84,33 @@ class CandleHistory:
         before = times[times < first_time]
         return len(before) > 0 and int(before[-1]) != first_time - self.interval_ms
 
-    def merge(self, frame: pd.DataFrame) -> None:
+    def merge(self, candles: pd.DataFrame | Columns) -> None:
         """Add candles; an open time seen before is replaced by the newer row."""
-        if frame.empty:
+        new = frame_columns(candles) if isinstance(candles, pd.DataFrame) else candles
+        times = new["open_time"]
+        if len(times) == 0:
             return
         last = self.last_time
-        times = frame["open_time"].to_numpy(np.int64)
-        if last is not None and times[0] > last and np.all(np.diff(times) > 0):
-            merged = pd.concat([self.frame, frame], ignore_index=True)  # the live case: appended at the end
-        elif self.frame.empty:
-            merged = frame.sort_values("open_time").drop_duplicates("open_time", keep="last")
-        else:
-            merged = pd.concat([self.frame, frame], ignore_index=True)
-            merged = merged.drop_duplicates("open_time", keep="last").sort_values("open_time", kind="stable")
-        self.frame = merged.reset_index(drop=True)
+        merged = {name: np.concatenate([self.columns[name], new[name]]) for name in COLUMNS}
+        if last is None or times[0] > last:
+            if len(times) == 1 or np.all(np.diff(times) > 0):  # the live case: appended at the end
+                self.columns = merged
+                return
+        # The last copy of each open time, in time order (a stable sort keeps the later copy last).
+        order = np.argsort(merged["open_time"], kind="stable")
+        ordered = merged["open_time"][order]
+        keep = np.append(ordered[1:] != ordered[:-1], True)
+        self.columns = _take(merged, order[keep])
 
     def trim(self, upto: int) -> None:
         """Keep the `keep` candles up to `upto` (where a replay goes on) and the newest `keep`."""
-        n = len(self.frame)
+        n = len(self)
         if n <= self.keep:
             return
         end = int(np.searchsorted(self.times, upto, side="right"))
-        rows = sorted(set(range(max(0, end - self.keep), end)) | set(range(n - self.keep, n)))
-        self.frame = self.frame.iloc[rows].reset_index(drop=True)
-        first = int(self.frame["open_time"].iloc[0])
+        rows = np.union1d(np.arange(max(0, end - self.keep), end), np.arange(n - self.keep, n))
+        self.columns = _take(self.columns, rows)
+        first = int(self.times[0])
         self._absent = {t for t in self._absent if t >= first}
 
     def positions(self, open_times: np.ndarray) -> np.ndarray:
