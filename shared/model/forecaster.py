@@ -40,8 +40,9 @@ class Kind:
     fitter: str
 
 
-#: Nominal interval level -> the level asked of the calibration (see `ForecasterBase.forecast`).
-Levels = Mapping[float, float]
+#: Nominal interval level -> the level asked of the calibration (see `ForecasterBase.forecast`): one
+#: for every row, or an array of one per row (`shared.model.stacked`: several streams in one batch).
+Levels = Mapping[float, float | np.ndarray]
 
 #: Artifacts saved before kinds existed are LSTMs.
 KINDS: dict[str, Kind] = {

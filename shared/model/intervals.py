@@ -73,10 +73,11 @@ class Conformal:
         return float(np.interp(level, GRID, self.quantiles[target]))
 
     def bounds(
-        self, target: str, level: float, predicted: np.ndarray, sigma: np.ndarray
+        self, target: str, level: float | np.ndarray, predicted: np.ndarray, sigma: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """[lo, hi] prices around predicted prices (same shapes)."""
-        half = self.multiplier(target, level) * sigma
+        """[lo, hi] prices around predicted prices (same shapes); `level` is one for every row, or
+        one per row (several streams' windows in one batch, each with its own adaptive level)."""
+        half = np.interp(level, GRID, self.quantiles[target]) * sigma
         return predicted * np.exp(-half), predicted * np.exp(half)
 
     def to_dict(self) -> dict[str, object]:

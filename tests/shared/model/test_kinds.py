@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from shared.cli import main
-from shared.market.binance_csv import write_archive_csv
+from shared.market.binance_csv import frame_columns, write_archive_csv
 from shared.model.artifacts import load_model, save_model
 from shared.model.backtest import walk_forward
 from shared.model.forecaster import KINDS, Forecaster
+from shared.model.stacked import Part, predict_stacked
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig, TrainResult, train
 
@@ -123,3 +124,24 @@ def test_direct_horizons_are_judged_against_their_own_persistence(kind: str, tra
     ends = np.arange(loaded.history_needed - 1, len(candles) - 12)
     for h, closes in result.model.forecast_horizons(candles, ends).items():
         np.testing.assert_array_equal(closes, loaded.forecast_horizons(candles, ends)[h])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_several_streams_in_one_stacked_call_get_what_each_gets_alone(kind: str,
+                                                                       trained: dict[str, TrainResult]) -> None:
+    """A burst across streams is one model call (`shared.model.stacked`): each stream's predictions,
+    intervals at its own adaptive levels included, are those of the stream predicted alone."""
+    model = trained[kind].model
+    need = model.history_needed
+    streams = [synthetic_candles(need + extra, phi=0.5, seed=seed) for seed, extra in ((1, 0), (2, 30), (3, 5))]
+    ends = [np.array([need - 1]), np.arange(need + 10, need + 30), np.array([need + 2, need + 4])]
+    levels = [{0.8: 0.8, 0.95: 0.95}, {0.8: 0.71, 0.95: 0.97}, {0.8: 0.86, 0.95: 0.9}]
+    stacked = predict_stacked(model, [Part(frame_columns(f), e, lv) for f, e, lv in zip(streams, ends, levels,
+                                                                                      strict=True)])
+    for frame, end, level, rows in zip(streams, ends, levels, stacked, strict=True):
+        alone = model.predict_many(frame, end, level)
+        assert len(rows) == len(end)
+        assert rows == alone  # bit for bit: the same rows of features, the same model call per row
+        assert rows[0].intervals
+    nominal = model.predict_many(streams[1], ends[1], levels[0])
+    assert nominal[0].intervals["close_95"] != stacked[1][0].intervals["close_95"]  # its own levels, not the first's
