@@ -7,6 +7,10 @@ No Kafka, no Postgres, no clock: a state is restored from what the store held, t
     #     what is stored (a replay finds the first prediction, not a new one) ...
     outcome = state.settle(stored, filled, model_version)   # events to send, drift to record
 
+and for many streams at once (a poll across streams, a burst of closes at the same instant),
+`state.take(candles)` for each, then `predict_streams(jobs)`: one model call for every stream
+that shares a model, the same predictions as `advance` one stream at a time.
+
 so everything that decides (which candle has a full gap-free history, what is predicted, which
 error enters the rolling window, when drift is declared, which events go out) is tested without
 I/O (`tests/services/predictor/test_core.py`). `services.predictor.engine` is the adapter that
@@ -16,7 +20,8 @@ feeds it from Kafka and writes what it returns to Postgres and Kafka.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,11 +30,13 @@ import pandas as pd
 
 from services.predictor.history import CandleHistory
 from services.predictor.rolling import Drift, DriftDetector, DriftPolicy, FilledRow, RollingError, RollingStats
+from shared.market.binance_csv import Columns
 from shared.messaging.events import DriftEvent, Prediction, RealClose
 from shared.model.dataset import valid_end_indices
 from shared.model.forecast import NextCandle
 from shared.model.forecaster import Forecaster
 from shared.model.intervals import SERVED_LEVELS, AdaptiveLevels
+from shared.model.stacked import Part, predict_stacked
 
 log = logging.getLogger(__name__)
 
@@ -114,28 +121,37 @@ class StreamState:
         """Whether candles precede `first_time` here but not the one right before it."""
         return self.history.gap_before(first_time)
 
-    def advance(self, candles: pd.DataFrame, model: Forecaster | None) -> list[NextCandle]:
-        """Take the closed candles (one stream, ascending, a frame of `shared.market.binance_csv.COLUMNS`);
-        returns the next candle after each one that has a full, gap-free history (none without a model)."""
+    def take(self, candles: pd.DataFrame | Columns) -> None:
+        """Add closed candles (one stream, any order; the later copy of a time wins)."""
         self.history.merge(candles)
-        if model is None or candles.empty:
-            return []
-        return self.predict_with(model, candles["open_time"].to_numpy(np.int64), self.adaptive.effective())
 
-    def predict_with(
-        self, model: Forecaster, times: np.ndarray, levels: dict[float, float] | None = None
-    ) -> list[NextCandle]:
-        """The next candle after each held candle of `times` that has a full, gap-free history for
-        `model` (the champion through `advance`; a challenger's shadow predictions directly)."""
+    def part(self, model: Forecaster, times: np.ndarray, levels: Mapping[float, float] | None) -> Part:
+        """The held candles of `times` that have a full, gap-free history for `model`, as a share of
+        a stacked model call (`shared.model.stacked`)."""
         held = self.history.times
         valid = valid_end_indices(held, model.interval_ms, model.window, with_target=False)
         ends = np.intersect1d(self.history.positions(times), valid)
         if len(ends) < len(times):
             log.debug("%s %s: %d of %d candles lack a full gap-free history and are not predicted", self.symbol,
                       self.interval, len(times) - len(ends), len(times))
-        if len(ends) == 0:
+        return Part(self.history.columns, ends, levels)
+
+    def advance(self, candles: pd.DataFrame | Columns, model: Forecaster | None) -> list[NextCandle]:
+        """Take the closed candles (one stream, ascending); returns the next candle after each one
+        that has a full, gap-free history (none without a model). Several streams at once:
+        `take` each, then `predict_streams`."""
+        self.take(candles)
+        times = candles["open_time"]
+        if model is None or len(times) == 0:
             return []
-        return model.predict_many(self.history.frame, ends.tolist(), levels)
+        return self.predict_with(model, np.asarray(times, np.int64), self.adaptive.effective())
+
+    def predict_with(
+        self, model: Forecaster, times: np.ndarray, levels: Mapping[float, float] | None = None
+    ) -> list[NextCandle]:
+        """The next candle after each held candle of `times` that has a full, gap-free history for
+        `model` (the champion through `advance`; a challenger's shadow predictions directly)."""
+        return predict_stacked(model, [self.part(model, times, levels)])[0]
 
     def settle(self, stored: Sequence[FutureRow], filled: Sequence[FutureRow], model_version: str | None,
                *, upto: int, detected_at: int) -> Outcome:
@@ -165,6 +181,30 @@ class StreamState:
 
     def stats(self) -> RollingStats:
         return self.rolling.stats()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stream's candles to predict after, by one model (the champion or a challenger)."""
+
+    state: StreamState
+    model: Forecaster
+    times: np.ndarray
+    levels: Mapping[float, float] | None = None
+
+
+def predict_streams(jobs: Sequence[Job]) -> list[list[NextCandle]]:
+    """Every job's predictions, in order: one stacked model call per model, however many streams
+    share it (a burst of closes at the same instant costs one inference, not one per stream)."""
+    by_model: dict[int, list[int]] = defaultdict(list)
+    for i, job in enumerate(jobs):
+        by_model[id(job.model)].append(i)
+    results: list[list[NextCandle]] = [[] for _ in jobs]
+    for indices in by_model.values():
+        parts = [jobs[i].state.part(jobs[i].model, jobs[i].times, jobs[i].levels) for i in indices]
+        for i, rows in zip(indices, predict_stacked(jobs[indices[0]].model, parts), strict=True):
+            results[i] = rows
+    return results
 
 
 def prediction_event(row: FutureRow, symbol: str, interval: str) -> Prediction:

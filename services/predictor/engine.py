@@ -2,12 +2,15 @@
 events to Kafka.
 
 Per closed candle t, in order: fill the row that predicted t, predict t+1, store it, publish.
-A batch is processed per stream (symbol, interval) in one go: one batch inference and two
-set-based statements in one transaction, which is how a backlog (backfill, replay, restart)
-catches up fast; a live candle is the same path with a batch of one. The database commit comes
-before any event is published, and the caller commits the Kafka offsets after this returns, so
-a crash anywhere replays the batch, and the replay finds the same rows (first prediction wins).
-What is decided lives in `services.predictor.core`; this module only reads, writes and measures.
+Everything a poll returns is one batch across streams: each stream's candles go into its
+history, the windows of every stream that shares a model go through one stacked inference, and
+one transaction of set-based statements writes every stream's rows. That is how a burst (every
+pair's candle closes at the same instant on Binance) and a backlog (backfill, replay, restart)
+cost one inference and one transaction rather than one per stream; a lone live candle is the same
+path with a batch of one. The database commit comes before any event is published, and the
+caller commits the Kafka offsets after this returns, so a crash anywhere replays the batch, and
+the replay finds the same rows (first prediction wins). What is decided lives in
+`services.predictor.core`; this module only reads, writes and measures.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import numpy as np
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from services.predictor import store
-from services.predictor.core import Outcome, StreamState
+from services.predictor.core import Job, StreamState, predict_streams
 from services.predictor.metrics import (
     BATCH_CANDLES,
     CANDLE_TO_PREDICTION_SECONDS,
@@ -40,11 +43,11 @@ from services.predictor.metrics import (
 from services.predictor.rolling import DriftPolicy
 from services.predictor.staleness import StalenessWatch
 from shared.config import Settings, interval_ms
-from shared.market.binance_csv import candles_to_frame
+from shared.market.binance_csv import Columns, candles_to_columns
 from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle, now_ms
-from shared.model.champions import ChampionCache
+from shared.model.champions import Champion, ChampionCache
 from shared.model.features import LOOKBACK
 from shared.model.forecast import NextCandle
 from shared.storage.candle_store import candle_span, load_candles, load_last_candles
@@ -77,6 +80,25 @@ class Outbox:
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)
+
+
+@dataclass
+class StreamBatch:
+    """One stream's share of a batch, and what becomes of it."""
+
+    symbol: str
+    interval: str
+    items: list[tuple[Candle, int | None]]  # ascending open time, one per time
+    candles: Columns
+    state: StreamState
+    champion: Champion | None
+    challengers: list[Champion]
+    predictions: list[NextCandle] = field(default_factory=list)
+    shadows: list[tuple[str, list[NextCandle]]] = field(default_factory=list)
+
+    @property
+    def stream(self) -> tuple[str, str]:
+        return (self.symbol, self.interval)
 
 
 def model_switched(symbol: str, interval: str, old: str | None, new: str) -> None:
@@ -135,86 +157,109 @@ class Predictor:
     # -- the work ----------------------------------------------------------------------------
 
     async def process(self, candles: Sequence[Candle], received_ms: Sequence[int] | None = None) -> None:
-        """Handle a batch of closed candles (any streams, any order)."""
+        """Handle a batch of closed candles (any streams, any order) as one: each stream's history
+        and checks, one stacked inference per model, one transaction of set-based statements for
+        every stream, the events published together."""
         BATCH_CANDLES.observe(len(candles))
         by_stream: dict[tuple[str, str], dict[int, tuple[Candle, int | None]]] = defaultdict(dict)
         for i, candle in enumerate(candles):  # the same candle twice: the later copy
             by_stream[(candle.symbol, candle.interval)][candle.open_time] = (
                 candle, received_ms[i] if received_ms else None)
+        batches = []
+        for (symbol, interval), latest in by_stream.items():
+            items = [latest[t] for t in sorted(latest)]
+            batches.append(await self._prepare(symbol, interval, items))
+
+        started = time.perf_counter()
+        if len(candles) == 1:  # a lone live candle: one window, well under a millisecond, inline
+            self._predict(batches)
+        else:  # a burst or a backlog: off the event loop, so the consumer keeps its group
+            await asyncio.to_thread(self._predict, batches)
+        predicted = sum(len(b.predictions) for b in batches)
+        if predicted:
+            INFERENCE_SECONDS.observe((time.perf_counter() - started) / predicted)
+
+        replayed: dict[tuple[str, str], list[int]] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await store.insert_predictions(conn, [
+                store.Predicted(b.symbol, b.interval, b.champion.version, b.predictions)
+                for b in batches if b.champion is not None and b.predictions], self.levels)
+            for b in batches:  # a replay: publish what was stored the first time
+                already = {p.target_time for p in b.predictions} - {r.time for r in stored.get(b.stream, [])}
+                if already:
+                    replayed[b.stream] = sorted(already)
+            for stream, rows in (await store.stored_predictions(conn, replayed)).items():
+                stored[stream] = stored.get(stream, []) + rows
+            filled = await store.fill_futures(conn, {b.stream: b.candles for b in batches})
+            await store.insert_shadow(conn, [store.Predicted(b.symbol, b.interval, version, rows)
+                                             for b in batches for version, rows in b.shadows], self.levels)
+            await store.fill_shadow(conn, {b.stream: b.candles for b in batches})
+
         outbox = Outbox(self.broker)
         outcomes = []
-        for (symbol, interval), latest in by_stream.items():
-            ordered = [latest[t] for t in sorted(latest)]
-            outcome = await self._process_stream(symbol, interval, ordered, outbox)
-            outcomes.append((symbol, interval, outcome))
+        for b in batches:
+            version = b.champion.version if b.champion else None
+            outcome = b.state.settle(stored.get(b.stream, []), filled.get(b.stream, []), version,
+                                     upto=int(b.candles["open_time"][-1]), detected_at=now_ms())
+            for event in outcome.events:
+                await outbox.add(event, self.settings.topic(topics.PREDICTIONS), b.symbol)
+            PREDICTIONS.labels(b.symbol, b.interval).inc(len(b.predictions) - len(replayed.get(b.stream, [])))
+            self._publish_stats(b.state)
+            outcomes.append((b, outcome))
         await outbox.flush()
-        for symbol, interval, outcome in outcomes:
+        for b, _ in outcomes:
+            self._observe_latency(b.items, bool(b.predictions))
+        for b, outcome in outcomes:
             if outcome.drift is not None and outcome.drift_event is not None:
-                await store.insert_drift(self.pool, symbol, interval, outcome.drift, self.policy.window)
+                await store.insert_drift(self.pool, b.symbol, b.interval, outcome.drift, self.policy.window)
                 await self.broker.publish(outcome.drift_event, self.settings.topic(topics.DRIFT),
-                                          key=topics.symbol_key(symbol))
-                DRIFT_EVENTS.labels(symbol, interval).inc()
-                log.warning("DRIFT %s %s at candle %d: %s", symbol, interval, outcome.drift.candle_time,
+                                          key=topics.symbol_key(b.symbol))
+                DRIFT_EVENTS.labels(b.symbol, b.interval).inc()
+                log.warning("DRIFT %s %s at candle %d: %s", b.symbol, b.interval, outcome.drift.candle_time,
                             outcome.drift.reason)
 
-    async def _process_stream(
-        self, symbol: str, interval: str, items: list[tuple[Candle, int | None]], outbox: Outbox
-    ) -> Outcome:
+    async def _prepare(self, symbol: str, interval: str, items: list[tuple[Candle, int | None]]) -> StreamBatch:
+        """A stream's share of the batch, with the history it needs in memory (the slow path reads
+        the store: a replay, a restart, a backlog older than the buffer)."""
         state = await self.warm_up(symbol, interval)
         self.staleness.seen(Stream(symbol, interval))
-        frame = candles_to_frame([c for c, _ in items])
-        champion = self.champions.get(symbol, interval)
-        first, last = int(frame["open_time"].iloc[0]), int(frame["open_time"].iloc[-1])
+        candles = candles_to_columns([c for c, _ in items])
+        first = int(candles["open_time"][0])
         missing = state.missing_history(first, self._history_needed(symbol, interval))
-        if missing is not None:  # a replay, a restart, a backlog older than the buffer: the slow path
+        if missing is not None:
             start, end = missing
             state.history.loaded(await load_candles(self.pool, symbol, interval, since_ms=start, until_ms=end),
                                  start, end)
         self._wait_for_recorder(state, first)
+        return StreamBatch(symbol, interval, items, candles, state, self.champions.get(symbol, interval),
+                           self.champions.challengers(symbol, interval))
 
-        model = champion.model if champion else None
-        started = time.perf_counter()
-        times = frame["open_time"].to_numpy(np.int64)
-        if len(frame) == 1:  # live: one window, well under a millisecond, for the champion and each shadow
-            predictions = state.advance(frame, model)
-            shadows = self._shadow_predictions(state, times)
-        else:  # a backlog: batch inference off the event loop, so the consumer keeps its group
-            predictions = await asyncio.to_thread(state.advance, frame, model)
-            shadows = await asyncio.to_thread(self._shadow_predictions, state, times)
-        if predictions:
-            INFERENCE_SECONDS.observe((time.perf_counter() - started) / len(predictions))
-
-        async with self.pool.acquire() as conn, conn.transaction():
-            version = champion.version if champion else ""
-            stored = await store.insert_predictions(conn, symbol, interval, predictions, version, self.levels)
-            already = {p.target_time for p in predictions} - {r.time for r in stored}
-            if already:  # a replay: publish what was stored the first time
-                stored += await store.stored_predictions(conn, symbol, interval, sorted(already))
-            filled = await store.fill_futures(conn, symbol, interval, frame)
-            for shadow_version, shadow_predictions in shadows:
-                await store.insert_shadow(conn, symbol, interval, shadow_predictions, shadow_version, self.levels)
-            await store.fill_shadow(conn, symbol, interval, frame)
-
-        outcome = state.settle(stored, filled, champion.version if champion else None, upto=last,
-                               detected_at=now_ms())
-        for event in outcome.events:
-            await outbox.add(event, self.settings.topic(topics.PREDICTIONS), symbol)
-        PREDICTIONS.labels(symbol, interval).inc(len(predictions) - len(already))
-        self._observe_latency(items, bool(predictions))
-        self._publish_stats(state)
-        return outcome
-
-    def _shadow_predictions(self, state: StreamState, times: np.ndarray) -> list[tuple[str, list[NextCandle]]]:
-        """Every challenger's predictions for the same candles: stored beside, never served. A
-        challenger that fails is logged and skipped; it must not cost the champion's candle."""
-        shadows = []
-        for challenger in self.champions.challengers(state.symbol, state.interval):
+    def _predict(self, batches: Sequence[StreamBatch]) -> None:
+        """Every stream's candles into its history, then the champions' predictions (one stacked
+        call per model) and each challenger's. A challenger that fails is logged and skipped: it
+        must not cost the champion's candles."""
+        for b in batches:
+            b.state.take(b.candles)
+        champions = [b for b in batches if b.champion is not None]
+        for b, rows in zip(champions, predict_streams([
+                Job(b.state, b.champion.model, b.candles["open_time"], b.state.adaptive.effective())
+                for b in champions if b.champion is not None]), strict=True):
+            b.predictions = rows
+        shadows: dict[int, list[tuple[StreamBatch, Champion]]] = defaultdict(list)
+        for b in batches:
+            for challenger in b.challengers:
+                shadows[id(challenger.model)].append((b, challenger))
+        as_trained = {level: level for level in self.levels}
+        for group in shadows.values():
             try:
-                shadows.append((challenger.version, state.predict_with(challenger.model, times,
-                                                                       {level: level for level in self.levels})))
+                rows_per_stream = predict_streams([Job(b.state, c.model, b.candles["open_time"], as_trained)
+                                                   for b, c in group])
             except Exception as exc:
-                log.warning("challenger %s cannot predict %s: %s", challenger.version, state.symbol, exc)
-        return shadows
+                log.warning("challenger %s cannot predict %s: %s", group[0][1].version,
+                            ", ".join(b.symbol for b, _ in group), exc)
+                continue
+            for (b, challenger), rows in zip(group, rows_per_stream, strict=True):
+                b.shadows.append((challenger.version, rows))
 
     def _wait_for_recorder(self, state: StreamState, first: int) -> None:
         """Refuse the batch (it is replayed) while the candles just before it are not stored yet.

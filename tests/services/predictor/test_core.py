@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.predictor.core import FutureRow, StreamState
+from services.predictor.core import FutureRow, Job, StreamState, predict_streams
 from services.predictor.rolling import DriftPolicy
 from shared.messaging.events import Prediction, RealClose
 from shared.model.dataset import Preprocessing
@@ -125,6 +125,37 @@ def test_a_gap_needs_a_full_window_again() -> None:
     assert state.gap_before(first_after)
     # Predictions resume once WINDOW candles after the gap exist.
     assert min(p.base_time for p in predicted) == first_after + (NEED - 1) * STEP
+
+
+@dataclass
+class CountingShift(ShiftModel):
+    """A shift model that counts its calls."""
+
+    calls: int = 0
+
+    def predict_many(self, candles: pd.DataFrame, end_indices: Any, levels: Any = None) -> list[NextCandle]:
+        self.calls += 1
+        return super().predict_many(candles, end_indices, levels)
+
+
+def test_streams_sharing_a_model_are_predicted_in_one_call_as_each_would_be_alone() -> None:
+    shared, other = CountingShift(shift=0.01), CountingShift(shift=-0.02)
+    frames = [candle_frame(NEED + 3, seed=seed) for seed in (1, 2, 3)]
+    jobs = []
+    for i, (frame, model) in enumerate(zip(frames, (shared, shared, other), strict=True)):
+        state = StreamState(f"S{i}USDT", INTERVAL, STEP, POLICY, keep=2 * NEED)
+        state.take(frame.iloc[:-1])  # the history, then the candle that closes now
+        state.adaptive.levels[0.95] = 0.9 + i / 100  # each stream's own adaptive level
+        state.take(frame.iloc[-1:])
+        jobs.append(Job(state, model, frame["open_time"].to_numpy()[-2:], state.adaptive.effective()))
+    rows = predict_streams(jobs)
+    assert (shared.calls, other.calls) == (1, 1)
+    for job, frame, got in zip(jobs, frames, rows, strict=True):
+        alone = StreamState("X", INTERVAL, STEP, POLICY, keep=2 * NEED)
+        alone.take(frame)
+        assert got == alone.predict_with(job.model, job.times, job.levels)
+        assert [p.base_time for p in got] == frame["open_time"].tolist()[-2:]
+        assert got[0].intervals["close_95"] != alone.predict_with(job.model, job.times)[0].intervals["close_95"]
 
 
 def test_missing_history_is_asked_for_once_then_known() -> None:

@@ -231,10 +231,10 @@ async def test_a_poison_candle_is_dead_lettered_and_the_partition_goes_on(
     poison = candles[230]
     insert = store.insert_predictions
 
-    async def refusing(conn, symbol, interval, predictions, version, *rest):  # type: ignore[no-untyped-def]
-        if any(p.base_time == poison.open_time for p in predictions):
+    async def refusing(conn, parts, *rest):  # type: ignore[no-untyped-def]
+        if any(p.base_time == poison.open_time for part in parts for p in part.predictions):
             raise ValueError("a value the database refuses")
-        return await insert(conn, symbol, interval, predictions, version, *rest)
+        return await insert(conn, parts, *rest)
 
     monkeypatch.setattr(store, "insert_predictions", refusing)
     await store_candles(db, candles[:200])
