@@ -34,7 +34,7 @@ test: install
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services testkit
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 lint: install
 	$(BIN)/ruff check .
