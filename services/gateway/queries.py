@@ -162,8 +162,7 @@ async def futures(pool: asyncpg.Pool, symbol: str, interval: str, paging: Paging
 
 async def latest_prediction(pool: asyncpg.Pool, symbol: str, interval: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await pool.fetchrow(
-        f"""SELECT {_FUTURE_COLUMNS}, extract(epoch FROM now() - predicted_at)::float8 AS age_seconds
-            FROM futures WHERE symbol = $1 AND interval = $2 ORDER BY time DESC LIMIT 1""",
+        f"""SELECT {_FUTURE_COLUMNS} FROM futures WHERE symbol = $1 AND interval = $2 ORDER BY time DESC LIMIT 1""",
         symbol,
         interval,
     )

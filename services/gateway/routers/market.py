@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from services.gateway import queries
-from services.gateway.deps import IntervalDep, PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.deps import IntervalDep, LatestDep, PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.responses import FastJSON, page
 from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Stream, Symbols
 from shared.model.intervals import from_json
 
@@ -31,15 +33,16 @@ async def candles(
     symbol: SymbolDep,
     interval: IntervalDep,
     paging: PagingDep,
-) -> dict[str, Any]:
+    request: Request,
+) -> Response:
     rows = await queries.candles(pool, symbol, interval, paging)
-    return {
+    return page(request, {
         "symbol": symbol,
         "interval": interval,
         "count": len(rows),
         **paging.cursors([r["open_time"] for r in rows]),
         "items": [dict(r) for r in rows],
-    }
+    })
 
 
 def _relative_error(real: float, predicted: float | None) -> float | None:
@@ -71,8 +74,9 @@ async def series(
     symbol: SymbolDep,
     interval: IntervalDep,
     paging: PagingDep,
+    request: Request,
     model_version: Annotated[str | None, Query(max_length=200, description="default: the champion")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Each stored candle beside the candle predicted for it, with the test period flagged.
 
     Predictions come from the model's own series (its predictions over stored history, split
@@ -90,7 +94,7 @@ async def series(
     rows = await queries.series(pool, symbol, interval, version, paging)
     items = [series_point(r, test_start, test_end) for r in rows]
     hits = [p["direction_hit"] for p in items if p["direction_hit"] is not None]
-    return {
+    return page(request, {
         "symbol": symbol,
         "interval": interval,
         "count": len(items),
@@ -100,7 +104,7 @@ async def series(
         "test_end": test_end,
         "hit_rate": sum(hits) / len(hits) if hits else None,
         "items": items,
-    }
+    })
 
 
 @router.get("/futures", response_model=FuturePage)
@@ -110,16 +114,17 @@ async def futures(
     symbol: SymbolDep,
     interval: IntervalDep,
     paging: PagingDep,
-) -> dict[str, Any]:
+    request: Request,
+) -> Response:
     """The prospective series: each prediction made live, and its real close once known."""
     rows = await queries.futures(pool, symbol, interval, paging)
-    return {
+    return page(request, {
         "symbol": symbol,
         "interval": interval,
         "count": len(rows),
         **paging.cursors([r["time"] for r in rows]),
         "items": [with_intervals(r) for r in rows],
-    }
+    })
 
 
 @router.get(
@@ -129,11 +134,19 @@ async def futures(
 )
 async def latest_prediction(
     pool: PoolDep,
-    settings: SettingsDep,
+    latest: LatestDep,
     symbol: SymbolDep,
     interval: IntervalDep,
-) -> dict[str, Any]:
-    row = await queries.latest_prediction(pool, symbol, interval)
+) -> Response:
+    """The newest prediction of the stream (kept between requests until a newer one is announced
+    on Kafka, at most a second: `services.gateway.latest`)."""
+    stream = (symbol, interval)
+    row = latest.get(stream)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {interval} yet")
-    return {"symbol": symbol, "interval": interval, **with_intervals(row)}
+        generation = latest.generation(stream)
+        record = await queries.latest_prediction(pool, symbol, interval)
+        if record is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {interval} yet")
+        row = {"symbol": symbol, "interval": interval, **with_intervals(record)}
+        latest.put(stream, generation, row)
+    return FastJSON({**row, "age_seconds": max(0.0, time.time() - row["predicted_at"] / 1000)})
