@@ -25,12 +25,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.ingestor.metrics import RECORD_BATCH, RECORDED
-from services.ingestor.store import previous_open_time, upsert_candles
+from services.ingestor.store import previous_open_time
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import Candle, DailyTick
 from shared.messaging.failures import RetryPolicy, failure_reason, process_isolating
 from shared.messaging.runtime import BATCH_WAIT_MS, RETRY_PAUSE, DeadLetters, kafka_records, undecoded
+from shared.storage.candle_store import upsert_candles
 
 log = logging.getLogger(__name__)
 

@@ -50,18 +50,11 @@ from shared.messaging.events import Candle, now_ms
 from shared.model.champions import Champion, ChampionCache
 from shared.model.features import LOOKBACK
 from shared.model.forecast import NextCandle
-from shared.storage.candle_store import candle_span, load_candles, load_last_candles
+from shared.storage.candle_store import candle_span, load_candles, load_last_candles, upsert_candles
 
 log = logging.getLogger(__name__)
 
-#: Seconds a batch waits (by being replayed) for the recorder to store the candles before it.
-RECORDER_WAIT = 30.0
-
 NO_MODEL = "none"
-
-
-class HistoryGap(RuntimeError):
-    """The candles before a batch are not known yet; the batch is replayed a little later."""
 
 
 class Outbox:
@@ -120,7 +113,6 @@ class Predictor:
         self.staleness = StalenessWatch(settings.streams)
         self.streams: dict[tuple[str, str], StreamState] = {}
         self.levels = tuple(settings.interval_levels)
-        self._gaps: dict[tuple[str, str], tuple[int, float]] = {}
 
     def _history_needed(self, symbol: str, interval: str) -> int:
         champion = self.champions.get(symbol, interval)
@@ -181,6 +173,9 @@ class Predictor:
 
         replayed: dict[tuple[str, str], list[int]] = {}
         async with self.pool.acquire() as conn, conn.transaction():
+            # The candles too: after a restart the history is read from the store, and it must
+            # hold every candle up to this consumer's committed offset whatever the recorder's lag.
+            await upsert_candles(conn, [candle for b in batches for candle, _ in b.items])
             stored = await store.insert_predictions(conn, [
                 store.Predicted(b.symbol, b.interval, b.champion.version, b.predictions)
                 for b in batches if b.champion is not None and b.predictions], self.levels)
@@ -230,7 +225,6 @@ class Predictor:
             start, end = missing
             state.history.loaded(await load_candles(self.pool, symbol, interval, since_ms=start, until_ms=end),
                                  start, end)
-        self._wait_for_recorder(state, first)
         return StreamBatch(symbol, interval, items, candles, state, self.champions.get(symbol, interval),
                            self.champions.challengers(symbol, interval))
 
@@ -260,27 +254,6 @@ class Predictor:
                 continue
             for (b, challenger), rows in zip(group, rows_per_stream, strict=True):
                 b.shadows.append((challenger.version, rows))
-
-    def _wait_for_recorder(self, state: StreamState, first: int) -> None:
-        """Refuse the batch (it is replayed) while the candles just before it are not stored yet.
-
-        After a restart the buffer comes from Postgres, and the recorder (another consumer of the
-        same topic) may be a little behind this consumer's committed offset: predicting now would
-        leave a hole. A gap that is still there after `RECORDER_WAIT` is a real one (the exchange
-        had none of those candles) and is logged, not waited for again.
-        """
-        stream = (state.symbol, state.interval)
-        if not state.gap_before(first):
-            self._gaps.pop(stream, None)
-            return
-        seen = self._gaps.setdefault(stream, (first, time.monotonic()))
-        if seen[0] != first:
-            seen = self._gaps[stream] = (first, time.monotonic())
-        if time.monotonic() - seen[1] < RECORDER_WAIT:
-            state.history.forget_absent()  # read the store again on the replay
-            raise HistoryGap(f"{state.symbol}: candles before {first} are neither in memory nor stored yet")
-        log.error("%s: candles before %d are missing from the store; predicting after the gap only", state.symbol,
-                  first)
 
     def _observe_latency(self, items: list[tuple[Candle, int | None]], predicted: bool) -> None:
         """Close-to-publish time of live candles (alone in their batch, written to Kafka less than

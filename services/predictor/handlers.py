@@ -21,7 +21,7 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from services.predictor.engine import HistoryGap, Predictor
+from services.predictor.engine import Predictor
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import Candle, ModelPromoted
@@ -78,12 +78,7 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
             await predictor.process([c for _, c in part], [r.timestamp for r, _ in part])
 
         try:
-            failed = await process_isolating(items, predict, retry, what="a batch of candles",
-                                             transient=lambda exc: isinstance(exc, HistoryGap) or is_transient(exc))
-        except HistoryGap as exc:
-            log.warning("%s; replaying the batch in %.0f s", exc, RETRY_PAUSE)
-            await asyncio.sleep(RETRY_PAUSE)
-            raise
+            failed = await process_isolating(items, predict, retry, what="a batch of candles", transient=is_transient)
         except Exception:
             log.exception("a batch of %d candles failed; it will be replayed", len(items))
             await asyncio.sleep(RETRY_PAUSE)

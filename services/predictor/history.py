@@ -74,10 +74,6 @@ class CandleHistory:
         found = frame["open_time"].to_numpy(np.int64)
         self._absent.update(int(t) for t in wanted[~np.isin(wanted, found)])
 
-    def forget_absent(self) -> None:
-        """The store may have them now (the recorder caught up)."""
-        self._absent.clear()
-
     def gap_before(self, first_time: int) -> bool:
         """Whether candles precede `first_time` here but not the one right before it."""
         times = self.times

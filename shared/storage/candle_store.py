@@ -1,8 +1,9 @@
-"""Stored candles as the DataFrame the model takes (`shared.market.binance_csv.COLUMNS`), oldest first.
+"""The `candles` table: the one upsert of closed candles, and the one reader of them into the
+DataFrame the model takes (`shared.market.binance_csv.COLUMNS`), oldest first.
 
-The one reader of the `candles` table into a frame: the predictor warms its buffer with the
-last candles and fills a missing history before a replayed batch; the trainer and the model
-CLI (`shared.model.sources.load_db`) load their training days.
+The recorder and the predictor write (`upsert_candles`); the predictor warms its buffer with the
+last candles and fills a missing history before a replayed batch; the trainer and the model CLI
+(`shared.model.sources.load_db`) load their training days.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shared.market.binance_csv import COLUMNS, INT_COLUMNS
+from shared.messaging.events import Candle
 
 Db: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -105,3 +107,33 @@ async def caught_up_through(db: Db, symbol: str, interval: str) -> int | None:
         "SELECT caught_up_through FROM ingest_progress WHERE symbol = $1 AND interval = $2", symbol, interval
     )
     return None if value is None else int(value)
+
+
+_COLUMNS = (
+    "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
+    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "first_trade_id", "last_trade_id",
+)
+_TYPES = (
+    "text", "text", "bigint", "bigint", "float8", "float8", "float8", "float8", "float8",
+    "float8", "int4", "float8", "float8", "int8", "int8",
+)
+_UPDATED = [c for c in _COLUMNS if c not in ("symbol", "interval", "open_time")]
+
+# One statement per batch: arrays in, unnest, upsert. A replayed candle overwrites itself. The
+# recorder writes every candle of the topic; the predictor writes those it predicts from, in its
+# own transaction, so that its history never waits for the recorder.
+UPSERT = (
+    f"INSERT INTO candles ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'${i + 1}::{t}[]' for i, t in enumerate(_TYPES))}) "
+    "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)
+    + ", recorded_at = now()"
+)
+
+
+async def upsert_candles(conn: asyncpg.Connection, candles: Sequence[Candle]) -> None:
+    """Insert or overwrite; within one call each (symbol, interval, open_time) must appear once."""
+    if not candles:
+        return
+    columns = [[getattr(c, name) for c in candles] for name in _COLUMNS]
+    await conn.execute(UPSERT, *columns)

@@ -13,10 +13,10 @@ import asyncpg
 import httpx
 import websockets
 
-from services.ingestor.store import upsert_candles
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import TrainRequest
+from shared.storage.candle_store import upsert_candles
 from shared.storage.models_registry import get_champion
 from testkit.kafka import committed, end_offsets, publish_raw
 from testkit.models import make_champion

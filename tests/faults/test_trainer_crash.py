@@ -15,10 +15,10 @@ import asyncpg
 import httpx
 import psutil
 
-from services.ingestor.store import upsert_candles
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import TrainRequest
+from shared.storage.candle_store import upsert_candles
 from testkit.kafka import publish_raw
 from testkit.services import ServiceProcess
 from testkit.waiting import eventually

@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import pandas as pd
 
-from services.ingestor.store import upsert_candles
 from shared.config import PROJECT_ROOT, Settings
 from shared.market.binance_csv import frame_to_candles
 from shared.market.streams import Stream
@@ -24,6 +23,7 @@ from shared.messaging.events import Candle, ModelPromoted
 from shared.messaging.runtime import make_broker
 from shared.model.synthetic import DEFAULT_START_MS, synthetic_candles
 from shared.model.training import TrainConfig
+from shared.storage.candle_store import upsert_candles
 from shared.storage.models_registry import ModelRecord, insert_candidate, promote
 from testkit.ports import free_port
 

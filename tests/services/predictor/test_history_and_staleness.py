@@ -60,8 +60,6 @@ def test_history_asks_the_store_only_for_what_it_lacks_and_only_once() -> None:
     outage = frame.iloc[60:120].drop(index=[70, 71])  # the exchange never had candles 70 and 71
     history.loaded(outage, t(60), t(120))
     assert history.missing_range(t(120), 60) is None  # not asked for again
-    history.forget_absent()
-    assert history.missing_range(t(120), 60) == (t(60), t(120))
     young = CandleHistory(STEP, keep=100, floor=t(0))  # the store starts at candle 0
     young.merge(frame.iloc[:5])
     assert young.missing_range(t(5), 60) is None
