@@ -1,0 +1,94 @@
+"""Two predictors in one consumer group share 50 streams; one is killed mid-stream and started again:
+no hole and no duplicate in any stream, and both instances predicted."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from services.predictor.handlers import group_id
+from shared.config import Settings
+from shared.messaging import topics
+from shared.messaging.events import Candle
+from testkit.invariants import check_invariants
+from testkit.kafka import committed, delete_topics
+from testkit.metrics import metric
+from testkit.models import make_champion
+from testkit.ports import free_port
+from testkit.waiting import eventually
+from tests.services.predictor.support import (
+    INTERVAL,
+    STEP,
+    as_candles,
+    candle_frame,
+    publish,
+    start_predictor,
+    store_candles,
+)
+
+SYMBOLS = [f"P{i:02d}USDT" for i in range(50)]
+HISTORY, LIVE = 60, 40
+
+
+async def test_two_predictors_share_50_streams_and_a_restart_of_one_leaves_no_hole_or_duplicate(
+    settings: Settings, db: asyncpg.Connection, tiny_models: list[Path], tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"symbols": SYMBOLS, "topic_prefix": f"t{uuid.uuid4().hex[:10]}-",
+                                           "kafka_partitions": 6})
+    await topics.ensure_topics(settings)
+    streams: dict[str, list[Candle]] = {}
+    for i, symbol in enumerate(SYMBOLS):
+        await make_champion(db, tiny_models[0], symbol, INTERVAL)
+        candles = as_candles(candle_frame(HISTORY + LIVE, seed=100 + i), symbol)
+        await store_candles(db, candles[:HISTORY])
+        streams[symbol] = candles[HISTORY:]
+    # Candle by candle, every symbol's close at each step together (as the exchange closes them).
+    steps = [[streams[s][k] for s in SYMBOLS] for k in range(LIVE)]
+    total = LIVE * len(SYMBOLS)
+    ports = [free_port(), free_port(), free_port()]
+    log = tmp_path / "predictors.log"
+
+    async def consumed(n: int) -> bool:
+        return await committed(settings, group_id(settings), topics.CANDLES) >= n
+
+    first = start_predictor(settings, log, batch_size=100, metrics_port=ports[0])
+    second = start_predictor(settings, log, batch_size=100, metrics_port=ports[1])
+    restarted = None
+    try:
+        for step in steps[:10]:
+            await publish(settings, topics.CANDLES, step)
+        await eventually(lambda: consumed(10 * len(SYMBOLS)), "the first steps", within=120)
+
+        async def feed() -> None:
+            for step in steps[10:]:
+                await publish(settings, topics.CANDLES, step)
+                await asyncio.sleep(0.2)
+
+        feeding = asyncio.create_task(feed())
+        await eventually(lambda: consumed(15 * len(SYMBOLS)), "more steps")
+        first.send_signal(signal.SIGKILL)  # whatever it had in flight is lost
+        assert first.wait(30) == -signal.SIGKILL
+        assert await committed(settings, group_id(settings), topics.CANDLES) < total, "the kill came too late"
+        restarted = start_predictor(settings, log, batch_size=100, metrics_port=ports[2])
+        await feeding
+        await eventually(lambda: consumed(total), "every candle", within=120)
+        served = [await metric(port, "candlecast_predictions_total") for port in ports[1:]]
+    finally:
+        for process in (first, second, restarted):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+        await delete_topics(settings)
+
+    for symbol in SYMBOLS:
+        live = streams[symbol]
+        times = [r["time"] for r in await db.fetch("SELECT time FROM futures WHERE symbol = $1 ORDER BY time", symbol)]
+        assert times == [c.open_time + STEP for c in live], symbol  # t+1 for each t: no hole, no extra
+        report = await check_invariants(db, symbol, INTERVAL, STEP, live[0].open_time - HISTORY * STEP,
+                                        live[-1].open_time, HISTORY + 1)
+        assert report.ok, f"{symbol}: {report}"
+    assert all(count > 0 for count in served), served  # the survivor, and the restarted one after its rebalance
