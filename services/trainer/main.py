@@ -37,7 +37,7 @@ async def serve(
     broker = make_broker(settings, SERVICE)
     trainer = Trainer(settings, pool, broker, executor or make_executor(), config)
     scheduler = TrainingScheduler(trainer.run)
-    triggers = Triggers(settings, pool, scheduler)
+    triggers = Triggers(settings, pool, scheduler, trainer.locks)
     register(broker, settings, triggers)
     background: list[asyncio.Task[None]] = []
     try:
@@ -62,6 +62,7 @@ async def serve(
     finally:
         await cancel_and_wait(background)
         await scheduler.close()
+        await trainer.locks.close()
         await broker.stop()
         # The runner replaces a pool whose worker died, so its current one is ours unless it is the caller's.
         if trainer.executor is not executor and isinstance(trainer.executor, ProcessPoolExecutor):

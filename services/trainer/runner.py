@@ -31,6 +31,7 @@ from services.trainer.jobs import (
     train_candidates,
     train_variant,
 )
+from services.trainer.locks import StreamLocks
 from services.trainer.metrics import MODEL_SCORE, PROMOTIONS, REJECTED, TRAINING_SECONDS
 from services.trainer.worker import make_executor, shutdown_executor
 from shared.config import Settings, interval_ms
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: Metrics shown per model on /metrics and carried by `ModelPromoted`.
 SCORES = ("close_mae", "close_mape", "skill", "direction_accuracy")
+#: Seconds between tries for a stream another trainer is training.
+LOCK_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,13 @@ class Trainer:
         broker: KafkaBroker,
         executor: Executor,
         config: TrainConfig | None = None,
+        locks: StreamLocks | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.broker = broker
         self.executor = executor
+        self.locks = locks or StreamLocks(settings.database)
         unknown = set(settings.train_config) - set(TrainConfig.__dataclass_fields__)
         if unknown:  # a typo must not train with defaults silently
             raise ValueError(f"CANDLECAST_TRAIN_CONFIG: unknown TrainConfig fields {sorted(unknown)}")
@@ -114,8 +119,22 @@ class Trainer:
     def _config(self, interval: str) -> TrainConfig:
         return replace(self.config, interval_ms=interval_ms(interval))
 
-    async def run(self, stream: Stream, reasons: Sequence[str]) -> str:
-        """One run for `stream`; returns its `job_logs` status."""
+    async def run(self, stream: Stream, reasons: Sequence[str], requested_ms: int | None = None) -> str:
+        """One run for `stream` once no trainer holds it (`services.trainer.locks`); returns its
+        `job_logs` status, or "served" when a run that started after the request (on any trainer)
+        served it already."""
+        await self.locks.lock(stream, every=LOCK_RETRY_SECONDS)
+        try:
+            if requested_ms is not None:
+                started = await store.last_run_started(self.pool, *stream)
+                if started is not None and started.timestamp() * 1000 > requested_ms:
+                    log.info("%s: %s served by the run that started at %s", stream, "; ".join(reasons), started)
+                    return "served"
+            return await self._train(stream, reasons)
+        finally:
+            await self.locks.unlock(stream)
+
+    async def _train(self, stream: Stream, reasons: Sequence[str]) -> str:
         symbol, interval = stream
         why = "reasons: " + "; ".join(reasons)
         job_id = await store.start_job(self.pool, store.TRAIN, symbol, interval, why)
@@ -178,7 +197,12 @@ class Trainer:
 
     async def check_live(self, stream: Stream) -> list[str]:
         """Candidates waiting for live evidence: promoted once they beat the champion on
-        `promote_requires_live` candles both predicted, rejected once they lose; returns the verdicts."""
+        `promote_requires_live` candles both predicted, rejected once they lose; returns the verdicts.
+        A stream another trainer holds is left to it."""
+        async with self.locks.holding(stream) as mine:
+            return await self._check_live(stream) if mine else []
+
+    async def _check_live(self, stream: Stream) -> list[str]:
         symbol, interval = stream
         needed = self.settings.promote_requires_live
         verdicts = []
@@ -305,13 +329,15 @@ class Trainer:
         self._scored.setdefault(stream, set()).add(champion.version)
 
     async def ensure_series(self, stream: Stream) -> bool:
-        """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop)."""
-        champion = await registry.get_champion(self.pool, *stream)
-        if champion is None or await store.has_series(self.pool, *stream, champion.version):
-            return False
-        log.info("the series of %s is missing; rebuilding it", champion.version)
-        await self.rebuild(champion)
-        return True
+        """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop), unless
+        another trainer holds the stream (it rebuilds what it promotes)."""
+        async with self.locks.holding(stream) as mine:
+            champion = await registry.get_champion(self.pool, *stream)
+            if not mine or champion is None or await store.has_series(self.pool, *stream, champion.version):
+                return False
+            log.info("the series of %s is missing; rebuilding it", champion.version)
+            await self.rebuild(champion)
+            return True
 
     async def rebuild(self, model: registry.ModelRecord) -> None:
         """Predictions of the new champion for the stored history (the original `/series/rebuild`)."""

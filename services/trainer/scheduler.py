@@ -17,7 +17,8 @@ from shared.messaging.runtime import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-Run = Callable[[Stream, list[str]], Awaitable[object]]
+#: One run: the stream, the reasons it serves, and when the first of them was asked (epoch ms).
+Run = Callable[[Stream, list[str], int], Awaitable[object]]
 
 
 class TrainingScheduler:
@@ -26,16 +27,18 @@ class TrainingScheduler:
         self._tasks: dict[Stream, asyncio.Task[None]] = {}
         self._pending: dict[Stream, list[str]] = {}
         self._started_ms: dict[Stream, int] = {}
+        self._pending_since: dict[Stream, int] = {}
 
     def request(self, stream: Stream, reason: str) -> bool:
         """Ask for a run; True if it starts now, False if it joins the next one."""
         if stream in self._tasks:
             self._pending.setdefault(stream, []).append(reason)
+            self._pending_since.setdefault(stream, int(time.time() * 1000))
             log.info("training of %s already running; %r will be served by the next run", stream, reason)
             return False
         self._started_ms[stream] = int(time.time() * 1000)
         name = f"train-{stream.symbol}-{stream.interval}"
-        self._tasks[stream] = asyncio.create_task(self._loop(stream, [reason]), name=name)
+        self._tasks[stream] = asyncio.create_task(self._loop(stream, [reason], self._started_ms[stream]), name=name)
         return True
 
     def busy(self, stream: Stream) -> bool:
@@ -45,11 +48,11 @@ class TrainingScheduler:
         """Wall-clock ms at which the current run of the stream started (None when idle)."""
         return self._started_ms.get(stream) if stream in self._tasks else None
 
-    async def _loop(self, stream: Stream, reasons: list[str]) -> None:
+    async def _loop(self, stream: Stream, reasons: list[str], requested_ms: int) -> None:
         try:
             while True:
                 try:
-                    await self._run(stream, reasons)
+                    await self._run(stream, reasons, requested_ms)
                 except Exception:
                     log.exception("training run for %s failed", stream)
                 next_reasons = self._pending.pop(stream, None)
@@ -57,6 +60,7 @@ class TrainingScheduler:
                     return
                 reasons = next_reasons
                 self._started_ms[stream] = int(time.time() * 1000)
+                requested_ms = self._pending_since.pop(stream, self._started_ms[stream])
         finally:
             self._tasks.pop(stream, None)
 
@@ -68,4 +72,5 @@ class TrainingScheduler:
     async def close(self) -> None:
         """Cancel the runs (a cancelled training stays `running`: the next start re-runs it); drop pending triggers."""
         self._pending.clear()
+        self._pending_since.clear()
         await cancel_and_wait(list(self._tasks.values()))

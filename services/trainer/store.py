@@ -41,13 +41,18 @@ async def finish_job(db: Db, job_id: int, status: str, message: str, model_versi
     )
 
 
-async def close_interrupted(db: Db, job_name: str) -> list[asyncpg.Record]:
-    """Mark runs left `running` by a trainer that died as failed; returns them."""
-    return await db.fetch(
+async def running_jobs(db: Db) -> list[asyncpg.Record]:
+    """Rows left `running`: by a trainer that died, or by one that is training now."""
+    return await db.fetch("SELECT id, job_name, symbol, interval FROM job_logs WHERE status = 'running' ORDER BY id")
+
+
+async def close_interrupted(db: Db, ids: list[int]) -> None:
+    """Mark runs a dead trainer left `running` as failed."""
+    await db.execute(
         "UPDATE job_logs SET status = 'failed', finished_at = now(), "
         "message = message || CASE WHEN message = '' THEN '' ELSE '; ' END || 'interrupted: the trainer stopped' "
-        "WHERE job_name = $1 AND status = 'running' RETURNING id, symbol, interval",
-        job_name,
+        "WHERE id = ANY($1::bigint[]) AND status = 'running'",
+        ids,
     )
 
 

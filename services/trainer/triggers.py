@@ -25,6 +25,7 @@ import logging
 import asyncpg
 
 from services.trainer import store
+from services.trainer.locks import StreamLocks
 from services.trainer.scheduler import TrainingScheduler
 from shared.config import Settings, interval_ms
 from shared.market.streams import Stream
@@ -36,10 +37,12 @@ log = logging.getLogger(__name__)
 
 
 class Triggers:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, scheduler: TrainingScheduler) -> None:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, scheduler: TrainingScheduler,
+                 locks: StreamLocks) -> None:
         self.settings = settings
         self.pool = pool
         self.scheduler = scheduler
+        self.locks = locks
         self._bootstrap_tried_at: dict[Stream, int] = {}
         self._waiting_logged: set[Stream] = set()
 
@@ -120,13 +123,22 @@ class Triggers:
         return self._schedule(stream, f"first model: {count} candles stored")
 
     async def recover(self) -> list[Stream]:
-        """Close the runs a dead trainer left `running`, and run them again."""
-        rows = await store.close_interrupted(self.pool, store.TRAIN)
-        await store.close_interrupted(self.pool, store.REBUILD_SERIES)
-        streams = sorted({Stream(r["symbol"], r["interval"]) for r in rows if r["symbol"]} & set(self.settings.streams))
-        for stream in streams:
-            self._schedule(stream, "resuming a run interrupted by a restart")
-        return streams
+        """Close the runs a dead trainer left `running`, and run the trainings again. A row whose
+        stream another trainer holds is that trainer's run in progress, and is left alone."""
+        by_stream: dict[Stream, list[asyncpg.Record]] = {}
+        for row in await store.running_jobs(self.pool):
+            if row["symbol"] and Stream(row["symbol"], row["interval"]) in self.settings.streams:
+                by_stream.setdefault(Stream(row["symbol"], row["interval"]), []).append(row)
+        resumed = []
+        for stream, rows in sorted(by_stream.items()):
+            async with self.locks.holding(stream) as mine:
+                if not mine:
+                    continue
+                await store.close_interrupted(self.pool, [r["id"] for r in rows])
+            if any(r["job_name"] == store.TRAIN for r in rows):
+                self._schedule(stream, "resuming a run interrupted by a restart")
+                resumed.append(stream)
+        return resumed
 
     async def watch_bootstrap(self, period: float = 30.0) -> None:
         while True:

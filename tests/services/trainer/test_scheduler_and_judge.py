@@ -19,7 +19,7 @@ async def test_triggers_during_a_run_become_exactly_one_more_run() -> None:
     runs: list[tuple[Stream, list[str]]] = []
     release = asyncio.Event()
 
-    async def run(symbol: Stream, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str], requested_ms: int) -> None:
         runs.append((symbol, reasons))
         if len(runs) == 1:
             await release.wait()
@@ -41,7 +41,7 @@ async def test_a_failed_run_does_not_lose_the_triggers_that_waited_for_it() -> N
     runs: list[list[str]] = []
     gate = asyncio.Event()
 
-    async def run(symbol: Stream, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str], requested_ms: int) -> None:
         runs.append(reasons)
         if len(runs) == 1:
             await gate.wait()
@@ -59,7 +59,7 @@ async def test_a_failed_run_does_not_lose_the_triggers_that_waited_for_it() -> N
 async def test_close_cancels_a_run_in_progress() -> None:
     cancelled = asyncio.Event()
 
-    async def run(symbol: Stream, reasons: list[str]) -> None:
+    async def run(symbol: Stream, reasons: list[str], requested_ms: int) -> None:
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:

@@ -13,6 +13,7 @@ import asyncpg
 import numpy as np
 
 from services.trainer.handlers import group_id
+from services.trainer.locks import StreamLocks
 from services.trainer.main import serve
 from services.trainer.metrics import PROMOTIONS, REJECTED
 from services.trainer.runner import Trainer
@@ -195,11 +196,12 @@ async def test_the_first_model_waits_until_the_backfill_is_recorded(settings: Se
     await store_candles(db, as_candles(frame[:1200]))
     requested: list[list[str]] = []
 
-    async def run(symbol: Stream, reason: list[str]) -> None:
+    async def run(symbol: Stream, reason: list[str], requested_ms: int) -> None:
         requested.append(reason)
 
     scheduler = TrainingScheduler(run)
-    triggers = Triggers(settings, db, scheduler)  # type: ignore[arg-type]
+    locks = StreamLocks(settings.database)
+    triggers = Triggers(settings, db, scheduler, locks)  # type: ignore[arg-type]
     try:
         assert not await triggers.bootstrap_one(STREAM)  # no word from the ingestor
         await mark_caught_up(db, SYMBOL, INTERVAL, int(frame["open_time"].iloc[-1]))
@@ -209,9 +211,10 @@ async def test_the_first_model_waits_until_the_backfill_is_recorded(settings: Se
         # An import of a whole configured history needs no word from the ingestor.
         longer = settings.model_copy(update={"train_days": 5})
         await db.execute("DELETE FROM ingest_progress")
-        assert await Triggers(longer, db, TrainingScheduler(run)).bootstrap_one(STREAM)  # type: ignore[arg-type]
+        assert await Triggers(longer, db, TrainingScheduler(run), locks).bootstrap_one(STREAM)  # type: ignore[arg-type]
     finally:
         await scheduler.close()
+        await locks.close()
 
 
 async def test_every_configured_kind_trains_and_the_best_on_the_same_rows_is_promoted(
