@@ -1,5 +1,7 @@
-"""Two predictors in one consumer group share 50 streams; one is killed mid-stream and started again:
-no hole and no duplicate in any stream, and both instances predicted."""
+"""Two predictors in one consumer group share 50 streams; one is killed (SIGKILL, mid-stream) and
+started again: no hole and no duplicate in any stream, every prediction the model's own, and both
+instances predicted. No recorder runs: a predictor needs nothing from another consumer to rebuild
+its history after a restart or a rebalance."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 
 from services.predictor.handlers import group_id
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import Candle
+from shared.model.artifacts import load_model
 from testkit.invariants import check_invariants
 from testkit.kafka import committed, delete_topics
 from testkit.metrics import metric
@@ -84,11 +88,18 @@ async def test_two_predictors_share_50_streams_and_a_restart_of_one_leaves_no_ho
                 process.wait(30)
         await delete_topics(settings)
 
-    for symbol in SYMBOLS:
+    model = load_model(tiny_models[0])
+    for i, symbol in enumerate(SYMBOLS):
         live = streams[symbol]
-        times = [r["time"] for r in await db.fetch("SELECT time FROM futures WHERE symbol = $1 ORDER BY time", symbol)]
-        assert times == [c.open_time + STEP for c in live], symbol  # t+1 for each t: no hole, no extra
+        rows = await db.fetch("SELECT time, pred_close, real_close FROM futures WHERE symbol = $1 ORDER BY time",
+                              symbol)
+        assert [r["time"] for r in rows] == [c.open_time + STEP for c in live], symbol  # t+1 for each t
+        assert all(r["real_close"] is not None for r in rows[:-1]) and rows[-1]["real_close"] is None
+        expected = model.predict_many(candle_frame(HISTORY + LIVE, seed=100 + i), list(range(HISTORY, HISTORY + LIVE)))
+        assert np.allclose([r["pred_close"] for r in rows], [p.close for p in expected], rtol=1e-12), symbol
         report = await check_invariants(db, symbol, INTERVAL, STEP, live[0].open_time - HISTORY * STEP,
                                         live[-1].open_time, HISTORY + 1)
         assert report.ok, f"{symbol}: {report}"
     assert all(count > 0 for count in served), served  # the survivor, and the restarted one after its rebalance
+    # The history the restarted predictor read back is its own writes (no recorder ran).
+    assert await db.fetchval("SELECT count(*) FROM candles") == len(SYMBOLS) * (HISTORY + LIVE)

@@ -28,8 +28,8 @@ from tests.services.predictor.support import (
 )
 from tests.support import running
 
-SYMBOLS = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
-FAST = replace(TINY, epochs=2)
+SYMBOLS = ["AAAUSDT", "BBBUSDT"]
+FAST = replace(TINY, epochs=1)
 
 
 async def test_two_trainers_train_each_stream_once(settings: Settings, db: asyncpg.Connection,
