@@ -122,9 +122,16 @@ async def models(
 async def series(
     pool: asyncpg.Pool, symbol: str, interval: str, version: str | None, paging: Paging
 ) -> list[asyncpg.Record]:
-    """Candles joined with `version`'s series rows, falling back to the live futures rows."""
+    """Candles joined with `version`'s series rows, falling back to the live futures rows.
+
+    The page of candles first, then each candle's series and futures row by its primary key:
+    `OFFSET 0` keeps the planner from flattening the lateral lookups into a join that filters
+    on time after reading every row of the model (what it did on a table not analyzed yet, as
+    after an import: 111 ms for a day of 5m beside 2,000 series rows; 1.9 ms this way, analyzed
+    or not).
+    """
     args: list[Any] = [symbol, interval, version]
-    where, order = paging.sql("c.open_time", args)
+    where, order = paging.sql("open_time", args)
     rows = await pool.fetch(
         f"""SELECT c.open_time AS time, c.open, c.high, c.low, c.close,
                    COALESCE(s.pred_open, f.pred_open) AS pred_open,
@@ -135,11 +142,16 @@ async def series(
                    COALESCE(s.model_version, f.model_version) AS model_version,
                    COALESCE(s.intervals, f.intervals)::text AS intervals,
                    CASE WHEN s.time IS NOT NULL THEN s.split WHEN f.time IS NOT NULL THEN 'live' END AS split
-            FROM candles c
-            LEFT JOIN series s ON s.symbol = c.symbol AND s.interval = c.interval AND s.time = c.open_time
-                              AND s.model_version = $3
-            LEFT JOIN futures f ON f.symbol = c.symbol AND f.interval = c.interval AND f.time = c.open_time
-            WHERE c.symbol = $1 AND c.interval = $2{where}{order}""",
+            FROM (SELECT open_time, open, high, low, close FROM candles
+                  WHERE symbol = $1 AND interval = $2{where}{order}) c
+            LEFT JOIN LATERAL (SELECT time, pred_open, pred_high, pred_low, pred_close, p_up, model_version,
+                                      intervals, split FROM series
+                               WHERE symbol = $1 AND interval = $2 AND model_version = $3 AND time = c.open_time
+                               OFFSET 0) s ON true
+            LEFT JOIN LATERAL (SELECT time, pred_open, pred_high, pred_low, pred_close, p_up, model_version,
+                                      intervals FROM futures
+                               WHERE symbol = $1 AND interval = $2 AND time = c.open_time OFFSET 0) f ON true
+            ORDER BY c.open_time {'ASC' if paging.forward else 'DESC'}""",
         *args,
     )
     return paging.arrange(rows)
