@@ -1,5 +1,7 @@
 """Gateway benchmark: requests/s and p50/p99 latency of `GET /series` (one day, 288 points) and
-`GET /predictions/latest` under load, and the latency of `POST /predict`.
+`GET /predictions/latest` under load, each beside its floor (asyncpg and orjson doing the
+endpoint's own database reads and encoding in this process, no HTTP), and the latency of
+`POST /predict`.
 
     .venv/bin/python -m bench.gateway_bench                    # wrk when installed, else a Python load generator
     .venv/bin/python -m bench.gateway_bench --seconds 20 --connections 64
@@ -143,6 +145,51 @@ async def python_load(url: str, seconds: int, connections: int) -> dict[str, flo
             "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))], "non_2xx": float(failures)}
 
 
+async def floor_load(work: Any, seconds: int, connections: int) -> dict[str, float]:
+    """`work` (one request's database reads and encoding, no HTTP) from `connections` tasks at once."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await work()
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    ordered = sorted(latencies)
+    return {"requests_per_s": len(ordered) / seconds, "p50_ms": 1000 * ordered[len(ordered) // 2],
+            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+
+
+async def floors(settings: Settings, day_start: int, seconds: int, connections: int) -> dict[str, Any]:
+    """The floors, in the same run: asyncpg and orjson doing each endpoint's own database work and
+    encoding in this process, with no HTTP, no framework and no gateway."""
+    import orjson
+
+    from services.gateway import queries
+
+    pool = await asyncpg.create_pool(settings.database, min_size=4, max_size=16)
+    paging = queries.Paging(day_start, None, 288)
+
+    async def series() -> None:
+        model = await queries.champion(pool, "BTCUSDT", "5m")
+        assert model is not None
+        found = await queries.series(pool, "BTCUSDT", "5m", model["version"], paging, model["test_start"],
+                                     model["data_end"])
+        orjson.dumps({"count": found.count})[:-1] + b',"items":' + found.items_json.encode() + b"}"
+
+    async def latest() -> None:
+        row = await queries.latest_prediction(pool, "BTCUSDT", "5m")
+        orjson.dumps(dict(row or {}))
+
+    try:
+        return {"series_one_day": await floor_load(series, seconds, connections),
+                "predictions_latest": await floor_load(latest, seconds, connections)}
+    finally:
+        await pool.close()
+
+
 async def predict_latency(base: str, history: list[dict[str, Any]], horizon: int, n: int) -> dict[str, float]:
     times = []
     async with httpx.AsyncClient(timeout=60) as client:
@@ -225,6 +272,10 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
             url = base + path
             figures[name] = (wrk(url, seconds, connections) if generator == "wrk"
                              else await python_load(url, seconds, connections))
+        floor = await floors(settings, day_start, seconds, connections)
+        for name, measured in floor.items():
+            figures[name]["floor_asyncpg_orjson"] = measured
+            figures[name]["ratio_to_floor"] = round(figures[name]["requests_per_s"] / measured["requests_per_s"], 3)
         history = frame.iloc[-120:][COLUMNS].to_dict("records")
         figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
         figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
@@ -260,6 +311,10 @@ def main() -> None:
         row = results[name]
         rps = f"{row['requests_per_s']:>10.0f}" if "requests_per_s" in row else f"{'(serial)':>10}"
         print(f"{name:<24}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
+        if "floor_asyncpg_orjson" in row:
+            floor = row["floor_asyncpg_orjson"]
+            print(f"{'  floor: asyncpg+orjson':<24}{floor['requests_per_s']:>10.0f}{floor['p50_ms']:>10.2f}"
+                  f"{floor['p99_ms']:>10.2f}   ratio {row['ratio_to_floor']}")
     f = results["flood_predict_200"]
     print(f"flood: {f['requests']} concurrent POST /predict (horizon 12): {f['answered_200']} answered, "
           f"{f['answered_429']} refused (429) in {f['flood_seconds']} s")

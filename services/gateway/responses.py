@@ -40,9 +40,12 @@ def _matches(header: str | None, etag: str) -> bool:
     return header.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in header.split(","))
 
 
-def page(request: Request, content: dict[str, Any]) -> Response:
-    """`content` as JSON with its ETag, or 304 when the client already has this body."""
+def page(request: Request, content: dict[str, Any], *, items_json: str | None = None) -> Response:
+    """`content` as JSON with its ETag, or 304 when the client already has this body.
+    `items_json`: the page's `items` as JSON text already (written by Postgres), spliced in."""
     body = orjson.dumps(content)
+    if items_json is not None:
+        body = body[:-1] + b',"items":' + items_json.encode() + b"}"
     etag = etag_of(body)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}  # may be stored, but revalidated each time
     if _matches(request.headers.get("if-none-match"), etag):

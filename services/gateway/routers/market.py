@@ -45,26 +45,11 @@ async def candles(
     })
 
 
-def _relative_error(real: float, predicted: float | None) -> float | None:
-    return None if predicted is None or real == 0 else (real - predicted) / real
-
-
 def with_intervals(row: Any) -> dict[str, Any]:
     """A row as a dict, its `intervals` (jsonb as text) parsed."""
     item = dict(row)
     item["intervals"] = from_json(item["intervals"]) or None
     return item
-
-
-def series_point(row: Any, test_start: int | None, test_end: int | None) -> dict[str, Any]:
-    point = with_intervals(row)
-    p_up = point["p_up"]
-    point["direction_hit"] = None if p_up is None else (p_up >= 0.5) == (point["close"] > point["open"])
-    for name in ("open", "high", "low", "close"):
-        point[f"err_{name}"] = _relative_error(point[name], point[f"pred_{name}"])
-    time = point["time"]
-    point["test"] = test_start is not None and time >= test_start and (test_end is None or time <= test_end)
-    return point
 
 
 @router.get("/series", response_model=SeriesPage)
@@ -91,20 +76,18 @@ async def series(
     version = model["version"] if model else None
     test_start = model["test_start"] if model else None
     test_end = model["data_end"] if model else None
-    rows = await queries.series(pool, symbol, interval, version, paging)
-    items = [series_point(r, test_start, test_end) for r in rows]
-    hits = [p["direction_hit"] for p in items if p["direction_hit"] is not None]
-    return page(request, {
+    found = await queries.series(pool, symbol, interval, version, paging, test_start, test_end)
+    envelope = {
         "symbol": symbol,
         "interval": interval,
-        "count": len(items),
-        **paging.cursors([p["time"] for p in items]),
+        "count": found.count,
+        **paging.edges(found.count, found.first, found.last),
         "model_version": version,
         "test_start": test_start,
         "test_end": test_end,
-        "hit_rate": sum(hits) / len(hits) if hits else None,
-        "items": items,
-    })
+        "hit_rate": found.hits / found.judged if found.judged else None,
+    }
+    return page(request, envelope, items_json=found.items_json)
 
 
 @router.get("/futures", response_model=FuturePage)
