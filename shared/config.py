@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     predict_rate_per_client: float = Field(default=5.0, gt=0)
     predict_burst: int = Field(default=10, ge=1)
     ws_max_clients: int = Field(default=1000, ge=1)
+    # Gateway processes (uvicorn workers) on one port; 0: one per core. Each has its own database
+    # pool, Kafka reader for its websocket clients, newest-prediction cache and /predict limits
+    # (so the machine allows workers x predict_max_concurrent predictions at once); /metrics adds
+    # up every worker's counts.
+    gateway_workers: int = Field(default=1, ge=0)
 
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"

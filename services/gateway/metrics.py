@@ -23,13 +23,17 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-WS_CLIENTS = Gauge("candlecast_ws_clients", "Websocket clients connected to /ws/predictions")
+# With several workers (`gateway_workers`): clients add up over the live workers; connected is 1
+# while any worker is.
+WS_CLIENTS = Gauge("candlecast_ws_clients", "Websocket clients connected to /ws/predictions",
+                   multiprocess_mode="livesum")
 LIVE_MESSAGES = Counter(
     "candlecast_live_messages_total",
     "Messages read from the predictions topic, by kind (prediction, real_close, ignored)",
     ["kind"],
 )
-LIVE_CONNECTED = Gauge("candlecast_gateway_kafka_connected", "1 while the gateway's Kafka client is connected")
+LIVE_CONNECTED = Gauge("candlecast_gateway_kafka_connected", "1 while the gateway's Kafka client is connected",
+                       multiprocess_mode="livemax")
 
 
 def route_label(scope: Scope) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from services.gateway.asyncapi import asyncapi_document
 from services.gateway.deps import SettingsDep
@@ -24,8 +25,13 @@ async def dashboard() -> FileResponse:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    """Prometheus exposition: request rate and latency by route, process CPU and memory, live fan-out."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition: request rate and latency by route, process CPU and memory, live fan-out;
+    with several workers, every worker's counts added up (no process metrics then)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/asyncapi")
