@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from services.ingestor.exchange import (
+    Ack,
     BadKline,
     ExchangeRejected,
     Ignored,
@@ -261,6 +262,24 @@ class Binance:
     def stream_url(self, streams: Sequence[Stream]) -> str:
         names = "/".join(stream_name(symbol, interval) for symbol, interval in streams)
         return f"{self.ws_url}/stream?streams={names}"
+
+    def subscribe_message(self, streams: Sequence[Stream], request_id: int) -> str:
+        return json.dumps({"method": "SUBSCRIBE", "params": [stream_name(s, i) for s, i in streams], "id": request_id})
+
+    def ack(self, text: str) -> Ack | None:
+        """`{"result": null, "id": 1}`, or `{"error": {"code": 2, "msg": ...}, "id": 1}`."""
+        if not text.startswith(('{"result"', '{"error"', '{"id"')):
+            return None
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return None
+        request_id = payload.get("id") if isinstance(payload, dict) else None
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            return None
+        error = payload.get("error")
+        return Ack(request_id, None if error is None else str(error.get("msg", error) if isinstance(error, dict)
+                                                               else error))
 
     def parse(self, text: str, streams: Collection[Stream]) -> StreamMessage:
         """A combined-stream message (`{"stream": ..., "data": {...}}`) or a raw kline event."""

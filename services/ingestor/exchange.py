@@ -63,6 +63,14 @@ class ServerShutdown:
     at_ms: int | None = None
 
 
+@dataclass(frozen=True)
+class Ack:
+    """The answer to a request sent on the socket (a subscription): its id, and the error if refused."""
+
+    request_id: int
+    error: str | None = None
+
+
 StreamMessage = StreamKline | Ignored | Malformed | ServerShutdown
 
 
@@ -99,7 +107,15 @@ class Exchange(Protocol):
         ...
 
     def stream_url(self, streams: Sequence[Stream]) -> str:
-        """One websocket URL carrying every stream's klines (each symbol at each interval)."""
+        """One websocket URL carrying these streams' klines (each symbol at each interval)."""
+        ...
+
+    def subscribe_message(self, streams: Sequence[Stream], request_id: int) -> str:
+        """A request, sent on an open socket, for these streams' klines too."""
+        ...
+
+    def ack(self, text: str) -> Ack | None:
+        """The answer to a request, if `text` is one (cheap for every other message)."""
         ...
 
     def parse(self, text: str, streams: Collection[Stream]) -> StreamMessage:

@@ -70,10 +70,11 @@ class RestFiller:
             ", ".join(f"{s} {points[s]}{' (backfill)' if s in missing else ''}" for s in self.streams),
         )
 
-    async def catch_up(self, *, gap_fill: bool) -> int:
-        """Every stream up to the exchange's now; a symbol Binance rejects is left out, loudly."""
+    async def catch_up(self, *, gap_fill: bool, streams: Sequence[Stream] | None = None) -> int:
+        """Every stream (or these: one connection's) up to the exchange's now; a symbol Binance
+        rejects is left out, loudly."""
         total = 0
-        for stream in list(self.streams):
+        for stream in list(self.streams if streams is None else streams):
             if stream not in self.streams:
                 continue  # its symbol was rejected at another interval
             try:

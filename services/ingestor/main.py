@@ -20,7 +20,7 @@ from services.ingestor.filler import RestFiller
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from services.ingestor.recorder import add_recorder, recorder_group
-from services.ingestor.stream import LiveStream
+from services.ingestor.stream import LiveStream, split
 from shared.config import Settings, get_settings
 from shared.messaging import topics
 from shared.messaging.consumer_lag import report_lag_forever
@@ -89,7 +89,11 @@ async def run_ingest(
     await filler.start_points()
     await filler.catch_up(gap_fill=False)
     await filler.mark_caught_up()
-    await LiveStream(settings, session, exchange, publisher, filler, options).run()
+    connections = split(filler.streams)
+    if len(connections) > 1:
+        log.info("%d streams on %d websocket connections", len(filler.streams), len(connections))
+    await asyncio.gather(*(LiveStream(settings, session, exchange, publisher, filler, options, streams).run()
+                           for streams in connections))
 
 
 def run(args: argparse.Namespace) -> int:

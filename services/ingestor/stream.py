@@ -1,5 +1,11 @@
-"""The live part: one combined websocket for all streams (every symbol at every interval), kept
+"""The live part: combined websockets for all streams (every symbol at every interval), kept
 alive, never leaving a gap.
+
+Binance allows 1024 streams on a connection and 5 incoming messages a second on it, and a URL
+naming 400 streams is already ~7,600 characters (servers refuse request lines past 8 KiB). So
+the streams are split into connections of at most `MAX_STREAMS` (`split`); each connection names
+its first `URL_STREAMS` in the URL and subscribes the rest with SUBSCRIBE requests, paced under
+the message limit, and waits for every answer before it catches up over REST.
 
 On every (re)connect the gap since the last published candle is filled over REST *after* the
 socket is open, so each candle closes either before the REST call (REST has it) or after the
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +36,15 @@ from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
+
+#: Binance's limit of streams on one connection.
+MAX_STREAMS = 1024
+#: Streams named in a connection's URL (~20 characters each); the others are subscribed by requests.
+URL_STREAMS = 200
+#: Seconds between two SUBSCRIBE requests: Binance allows 5 incoming messages a second, pongs included.
+SUBSCRIBE_PACE = 0.5
+#: Seconds to wait for the answer to a SUBSCRIBE request.
+SUBSCRIBE_TIMEOUT = 10.0
 
 ROTATED = "rotated before the 24-hour limit"
 SHUTDOWN = "the server announced its shutdown (serverShutdown)"
@@ -49,8 +65,8 @@ class Filler(Protocol):
     #: The streams still served (the exchange may have rejected some symbols).
     streams: list[Stream]
 
-    async def catch_up(self, *, gap_fill: bool) -> int:
-        """Every stream up to the exchange's now."""
+    async def catch_up(self, *, gap_fill: bool, streams: Sequence[Stream] | None = None) -> int:
+        """Every stream (or these) up to the exchange's now."""
         ...
 
     async def fill(self, stream: Stream, *, until: int | None = None, gap_fill: bool = False) -> int:
@@ -58,7 +74,15 @@ class Filler(Protocol):
         ...
 
 
+def split(streams: Sequence[Stream], size: int = MAX_STREAMS) -> list[list[Stream]]:
+    """The streams in connections of at most `size`, as even as can be."""
+    count = max(1, -(-len(streams) // size))
+    return [list(streams[i::count]) for i in range(count)]
+
+
 class LiveStream:
+    """One connection's streams (`streams`; default: all the filler serves)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -67,6 +91,7 @@ class LiveStream:
         publisher: CandlePublisher,
         filler: Filler,
         options: IngestOptions | None = None,
+        streams: Sequence[Stream] | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -74,11 +99,22 @@ class LiveStream:
         self.publisher = publisher
         self.filler = filler
         self.options = options or IngestOptions()
+        self.own = list(streams) if streams is not None else None
         self.connections = 0
+        self._answers: dict[int, asyncio.Future[str | None]] = {}
+
+    @property
+    def streams(self) -> list[Stream]:
+        """This connection's streams still served (the exchange may have rejected some symbols)."""
+        served = self.filler.streams
+        if self.own is None:
+            return list(served)
+        kept = set(served)
+        return [s for s in self.own if s in kept]
 
     @property
     def url(self) -> str:
-        return self.exchange.stream_url(self.filler.streams)
+        return self.exchange.stream_url(self.streams[:URL_STREAMS])
 
     async def run(self) -> None:
         attempt = 0
@@ -114,7 +150,9 @@ class LiveStream:
         inbox: asyncio.Queue[str | Ended] = asyncio.Queue()
         reader = asyncio.create_task(self._read(ws, inbox))
         try:
-            await self.filler.catch_up(gap_fill=gap_fill)
+            streams = self.streams
+            await self._subscribe(ws, streams[URL_STREAMS:])
+            await self.filler.catch_up(gap_fill=gap_fill, streams=streams if self.own is not None else None)
             while True:
                 texts: list[str] = []
                 item = await inbox.get()
@@ -132,6 +170,24 @@ class LiveStream:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse, streams: Sequence[Stream]) -> None:
+        """SUBSCRIBE requests for the streams the URL does not name, paced, each answered before
+        the next (and all before the catch-up: a candle closing after it is on the socket)."""
+        loop = asyncio.get_running_loop()
+        for request_id, start in enumerate(range(0, len(streams), URL_STREAMS), start=1):
+            if request_id > 1:
+                await asyncio.sleep(SUBSCRIBE_PACE)
+            answer = self._answers[request_id] = loop.create_future()
+            await ws.send_str(self.exchange.subscribe_message(streams[start:start + URL_STREAMS], request_id))
+            try:
+                error = await asyncio.wait_for(answer, SUBSCRIBE_TIMEOUT)
+            finally:
+                self._answers.pop(request_id, None)
+            if error is not None:
+                raise aiohttp.ClientError(f"subscription refused: {error}")
+        if streams:
+            log.info("subscribed %d more streams on the open connection", len(streams))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, inbox: asyncio.Queue[str | Ended]) -> None:
         """Queue the socket's messages until it ends, goes silent or grows too old.
@@ -157,7 +213,12 @@ class LiveStream:
                 return
             if msg.type == aiohttp.WSMsgType.TEXT:
                 last_data = time.monotonic()
-                inbox.put_nowait(msg.data)
+                ack = self.exchange.ack(msg.data)
+                answer = self._answers.get(ack.request_id) if ack is not None else None
+                if ack is not None and answer is not None and not answer.done():
+                    answer.set_result(ack.error)
+                else:
+                    inbox.put_nowait(msg.data)
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 inbox.put_nowait(Ended(f"connection error ({ws.exception()})"))
                 return

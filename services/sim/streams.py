@@ -36,6 +36,8 @@ from shared.market.klines import align_down, candle_to_ws, stream_name
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000
+#: Binance's limit of streams on one connection (URL and SUBSCRIBE requests together).
+MAX_STREAMS = 1024
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,9 @@ class StreamEndpoints:
         streams = _parse_streams([n for n in names if n], self.market)
         if isinstance(streams, str):
             return web.json_response({"code": -1121, "msg": streams}, status=400)
+        if len(streams) > MAX_STREAMS:
+            return web.json_response({"code": -1121, "msg": f"{len(streams)} streams: at most {MAX_STREAMS} on "
+                                                             "one connection"}, status=400)
         ws = web.WebSocketResponse(autoping=False)  # pings and pongs handled here, as Binance does
         conn = Connection(ws, request, streams, combined)
         self.hub.add(conn)  # before the handshake completes, so no event falls between
@@ -269,7 +274,7 @@ class StreamEndpoints:
                     elif msg.type == WSMsgType.PONG:
                         conn.pings.pop(bytes(msg.data), None)  # only an echo of our payload counts
                     elif msg.type == WSMsgType.TEXT:
-                        await self._control(ws, msg.data)
+                        await self._control(conn, msg.data)
             finally:
                 for task in (writer, pinger):
                     task.cancel()
@@ -324,10 +329,30 @@ class StreamEndpoints:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def _control(self, ws: web.WebSocketResponse, text: str) -> None:
-        """Answer Binance's SUBSCRIBE/LIST_SUBSCRIPTIONS-style requests with an empty result."""
+    async def _control(self, conn: Connection, text: str) -> None:
+        """Binance's requests on the socket: SUBSCRIBE and UNSUBSCRIBE (`params`: stream names),
+        LIST_SUBSCRIPTIONS; answered `{"result": ..., "id": ...}` or `{"error": {...}, "id": ...}`."""
         try:
             request = json.loads(text)
-            await ws.send_json({"result": None, "id": request.get("id")})
+            method, params, request_id = request.get("method"), request.get("params", []), request.get("id")
         except (ValueError, AttributeError):
-            await ws.send_json({"error": {"code": 2, "msg": "Invalid request"}})
+            await conn.ws.send_json({"error": {"code": 3, "msg": "Invalid JSON"}})
+            return
+        result: Any = None
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            named = _parse_streams(params if isinstance(params, list) else [], self.market)
+            if isinstance(named, str):
+                await conn.ws.send_json({"error": {"code": 2, "msg": named}, "id": request_id})
+                return
+            if method == "UNSUBSCRIBE":
+                for stream in named:
+                    conn.streams.pop(stream, None)
+            elif len(conn.streams.keys() | named.keys()) > MAX_STREAMS:
+                await conn.ws.send_json({"error": {"code": 2, "msg": f"at most {MAX_STREAMS} streams on one "
+                                                                     "connection"}, "id": request_id})
+                return
+            else:
+                conn.streams.update(named)
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(conn.streams.values())
+        await conn.ws.send_json({"result": result, "id": request_id})
