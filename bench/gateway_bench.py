@@ -262,20 +262,31 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
     gateway = ServiceProcess("gateway", settings, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
     try:
         await prepare(settings, frame, result)
+        for workers in (1, 2):  # one process, then one per core
+            if workers > 1:
+                gateway.stop()
+                gateway = ServiceProcess("gateway", settings.model_copy(update={"gateway_workers": workers}),
+                                         Path(tempfile.mkdtemp(prefix="bench-gateway-")))
+            await gateway.started(within=30)
+            suffix = "" if workers == 1 else f"_{workers}_workers"
+            for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
+                               ("predictions_latest", "/predictions/latest")):
+                async with httpx.AsyncClient() as client:
+                    body = (await client.get(base + path)).json()
+                if name == "series_one_day":
+                    assert body["count"] == 288, body
+                url = base + path
+                figures[name + suffix] = (wrk(url, seconds, connections) if generator == "wrk"
+                                          else await python_load(url, seconds, connections))
+        gateway.stop()
+        gateway = ServiceProcess("gateway", settings, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
         await gateway.started(within=30)
-        for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
-                           ("predictions_latest", "/predictions/latest")):
-            async with httpx.AsyncClient() as client:
-                body = (await client.get(base + path)).json()
-            if name == "series_one_day":
-                assert body["count"] == 288, body
-            url = base + path
-            figures[name] = (wrk(url, seconds, connections) if generator == "wrk"
-                             else await python_load(url, seconds, connections))
         floor = await floors(settings, day_start, seconds, connections)
         for name, measured in floor.items():
-            figures[name]["floor_asyncpg_orjson"] = measured
-            figures[name]["ratio_to_floor"] = round(figures[name]["requests_per_s"] / measured["requests_per_s"], 3)
+            for suffix in ("", "_2_workers"):
+                figures[name + suffix]["floor_asyncpg_orjson"] = measured
+                figures[name + suffix]["ratio_to_floor"] = round(
+                    figures[name + suffix]["requests_per_s"] / measured["requests_per_s"], 3)
         history = frame.iloc[-120:][COLUMNS].to_dict("records")
         figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
         figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
@@ -307,7 +318,8 @@ def main() -> None:
     print(f"\ngateway benchmark ({results['load_generator']}, {args.connections} connections, "
           f"{args.seconds} s per endpoint; data {results['data']})")
     print(f"{'':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for name in ("series_one_day", "predictions_latest", "predict_120_candles", "predict_horizon_12"):
+    for name in ("series_one_day", "series_one_day_2_workers", "predictions_latest", "predictions_latest_2_workers",
+                 "predict_120_candles", "predict_horizon_12"):
         row = results[name]
         rps = f"{row['requests_per_s']:>10.0f}" if "requests_per_s" in row else f"{'(serial)':>10}"
         print(f"{name:<24}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")

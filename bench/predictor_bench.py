@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import numpy as np
 import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -209,6 +210,40 @@ async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch
         await _drop(settings)
 
 
+def inference_floor(candles: pd.DataFrame, model_path: Path, batch: int) -> dict[str, float]:
+    """The same model's batch inference over the same windows, in batches of the same size: what
+    the replay cannot beat."""
+    from shared.model.artifacts import load_model
+
+    model = load_model(model_path)
+    ends = np.arange(model.history_needed - 1, len(candles) - 1)
+    model.predict_many(candles, ends[:batch])  # warm
+    started = time.perf_counter()
+    for i in range(0, len(ends), batch):
+        model.predict_many(candles, ends[i:i + batch])
+    seconds = time.perf_counter() - started
+    return {"windows": float(len(ends)), "seconds": round(seconds, 2), "windows_per_s": round(len(ends) / seconds)}
+
+
+async def produce_floor(settings: Settings, events: int) -> dict[str, float]:
+    """aiokafka alone producing as many events of a Prediction's size (acks=all, idempotent) as the
+    replay publishes (a prediction and a real close per candle), sent without waiting, then awaited."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.split(","), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        value = b"x" * 420  # a Prediction event with its intervals is ~420 bytes of JSON
+        topic = settings.topic(topics.PREDICTIONS)
+        started = time.perf_counter()
+        pending = [await producer.send(topic, value, key=SYMBOL.encode()) for _ in range(events)]
+        await asyncio.gather(*pending)
+        seconds = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return {"events": float(events), "seconds": round(seconds, 2), "events_per_s": round(events / seconds)}
+
+
 async def _committed(settings: Settings, n: int) -> bool:
     return await committed(settings, group_id(settings), topics.CANDLES) >= n
 
@@ -229,6 +264,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"source": source, "model": {"version": model.name, "window": 60, "units": 32,
                                                           "train_s": round(train_s, 1)}}
     result["replay"] = await bench_replay(base, last_90, model, args.batch, workdir)
+    floor = await asyncio.to_thread(inference_floor, last_90, model, args.batch)
+    scratch = await _fresh(base, workdir)
+    try:
+        produced = await produce_floor(scratch, 2 * len(last_90))
+    finally:
+        await _drop(scratch)
+    result["replay"]["floor_batch_inference"] = floor
+    result["replay"]["floor_aiokafka_produce"] = produced
+    result["replay"]["ratio_to_inference_floor"] = round(result["replay"]["candles_per_s"] / floor["windows_per_s"], 3)
     market = Market([Series.from_frame(SYMBOL, INTERVAL, frame)])
     result["live"] = await bench_live(base, market, model, args.live_seconds, args.speed, workdir)
     result["logs"] = str(workdir)
@@ -253,6 +297,10 @@ def print_table(result: dict[str, Any]) -> None:
         ("replay: futures rows / filled", f"{replay['futures_rows']:,} / {replay['filled_rows']:,}"),
         ("replay: throughput", f"{replay['candles_per_s']:,} candles/s ({replay['first_batch_to_done_s']} s; "
                                f"{replay['candles_per_s_with_startup']:,}/s with the process start-up)"),
+        ("replay: floor, batch inference alone", f"{replay['floor_batch_inference']['windows_per_s']:,} windows/s "
+                                                 f"(ratio {replay['ratio_to_inference_floor']})"),
+        ("replay: floor, aiokafka alone (2 events a candle)",
+         f"{replay['floor_aiokafka_produce']['events_per_s']:,} events/s"),
     ]
     print_rows(rows)
 
