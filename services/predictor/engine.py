@@ -175,7 +175,7 @@ class Predictor:
         async with self.pool.acquire() as conn, conn.transaction():
             # The candles too: after a restart the history is read from the store, and it must
             # hold every candle up to this consumer's committed offset whatever the recorder's lag.
-            await upsert_candles(conn, [candle for b in batches for candle, _ in b.items])
+            await upsert_candles(conn, [candle for b in batches for candle, _ in b.items], overwrite=False)
             stored = await store.insert_predictions(conn, [
                 store.Predicted(b.symbol, b.interval, b.champion.version, b.predictions)
                 for b in batches if b.champion is not None and b.predictions], self.levels)

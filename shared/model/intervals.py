@@ -15,12 +15,12 @@ live coverage drifts (adaptive conformal, `services.predictor`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import orjson
 
 B = TypeVar("B")
 
@@ -40,14 +40,15 @@ def served(intervals: dict[str, B], levels: tuple[float, ...] = SERVED_LEVELS) -
 
 
 def to_json(intervals: dict[str, tuple[float, float]]) -> str | None:
-    """For a jsonb column; None when there are none."""
-    return json.dumps({k: [lo, hi] for k, (lo, hi) in intervals.items()}) if intervals else None
+    """For a jsonb column; None when there are none. orjson: every stored prediction and every
+    row read back goes through these two (json cost a replay of 20,000 candles 1 s of 13)."""
+    return orjson.dumps({k: [lo, hi] for k, (lo, hi) in intervals.items()}).decode() if intervals else None
 
 
 def from_json(value: str | None) -> dict[str, tuple[float, float]]:
     if not value:
         return {}
-    return {k: (float(lo), float(hi)) for k, (lo, hi) in json.loads(value).items()}
+    return {k: (float(lo), float(hi)) for k, (lo, hi) in orjson.loads(value).items()}
 
 
 def label(target: str, level: float) -> str:

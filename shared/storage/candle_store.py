@@ -119,21 +119,27 @@ _TYPES = (
 )
 _UPDATED = [c for c in _COLUMNS if c not in ("symbol", "interval", "open_time")]
 
-# One statement per batch: arrays in, unnest, upsert. A replayed candle overwrites itself. The
-# recorder writes every candle of the topic; the predictor writes those it predicts from, in its
-# own transaction, so that its history never waits for the recorder.
-UPSERT = (
+# One statement per batch: arrays in, unnest, upsert. A replayed candle overwrites itself: the
+# recorder writes every candle of the topic, the later copy of a candle winning. The predictor
+# writes the candles it predicts from too, in its own transaction, so that its history never
+# waits for the recorder; it only adds what is missing (`overwrite=False`), which leaves a row
+# the recorder stored untouched (no second version of every candle, no wait on its row lock).
+_INSERT = (
     f"INSERT INTO candles ({', '.join(_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'${i + 1}::{t}[]' for i, t in enumerate(_TYPES))}) "
-    "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET "
+)
+UPSERT = (
+    _INSERT
+    + "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)
     + ", recorded_at = now()"
 )
+INSERT_MISSING = _INSERT + "ON CONFLICT (symbol, interval, open_time) DO NOTHING"
 
 
-async def upsert_candles(conn: asyncpg.Connection, candles: Sequence[Candle]) -> None:
-    """Insert or overwrite; within one call each (symbol, interval, open_time) must appear once."""
+async def upsert_candles(conn: asyncpg.Connection, candles: Sequence[Candle], *, overwrite: bool = True) -> None:
+    """Insert or (`overwrite`) replace; within one call each (symbol, interval, open_time) must appear once."""
     if not candles:
         return
     columns = [[getattr(c, name) for c in candles] for name in _COLUMNS]
-    await conn.execute(UPSERT, *columns)
+    await conn.execute(UPSERT if overwrite else INSERT_MISSING, *columns)
