@@ -183,8 +183,9 @@ class LocalKafka:
             return self.nodes
         return [KafkaNode(self.settings, i, recorded) for i in range(1, recorded + 1)]
 
-    def down(self) -> bool:
-        stopped = [node.process.stop(timeout=30) for node in reversed(self._started_nodes())]
+    def down(self, timeout: float = 30.0) -> bool:
+        """SIGTERM to each node, SIGKILL after `timeout` seconds."""
+        stopped = [node.process.stop(timeout=timeout) for node in reversed(self._started_nodes())]
         return any(stopped)
 
     def status(self) -> str:
