@@ -92,7 +92,7 @@ async def run_ingest(
     connections = split(filler.streams)
     if len(connections) > 1:
         log.info("%d streams on %d websocket connections", len(filler.streams), len(connections))
-    await asyncio.gather(*(LiveStream(settings, session, exchange, publisher, filler, options, streams).run()
+    await asyncio.gather(*(LiveStream(settings, session, exchange, publisher, filler, streams, options).run()
                            for streams in connections))
 
 

@@ -3,9 +3,10 @@ alive, never leaving a gap.
 
 Binance allows 1024 streams on a connection and 5 incoming messages a second on it, and a URL
 naming 400 streams is already ~7,600 characters (servers refuse request lines past 8 KiB). So
-the streams are split into connections of at most `MAX_STREAMS` (`split`); each connection names
-its first `URL_STREAMS` in the URL and subscribes the rest with SUBSCRIBE requests, paced under
-the message limit, and waits for every answer before it catches up over REST.
+the streams are split into connections of at most `MAX_STREAMS_PER_CONNECTION` (`split`); each
+connection names its first `URL_STREAMS` in the URL and subscribes the rest with SUBSCRIBE
+requests, paced under the message limit, and waits for every answer before it catches up over
+REST.
 
 On every (re)connect the gap since the last published candle is filled over REST *after* the
 socket is open, so each candle closes either before the REST call (REST has it) or after the
@@ -32,13 +33,12 @@ from services.ingestor.metrics import WS_RECONNECTS
 from services.ingestor.options import IngestOptions
 from services.ingestor.publisher import CandlePublisher
 from shared.config import Settings, interval_ms
+from shared.market.rate_limits import MAX_STREAMS_PER_CONNECTION
 from shared.market.streams import Stream
 from shared.messaging.events import Candle
 
 log = logging.getLogger(__name__)
 
-#: Binance's limit of streams on one connection.
-MAX_STREAMS = 1024
 #: Streams named in a connection's URL (~20 characters each); the others are subscribed by requests.
 URL_STREAMS = 200
 #: Seconds between two SUBSCRIBE requests: Binance allows 5 incoming messages a second, pongs included.
@@ -74,14 +74,14 @@ class Filler(Protocol):
         ...
 
 
-def split(streams: Sequence[Stream], size: int = MAX_STREAMS) -> list[list[Stream]]:
+def split(streams: Sequence[Stream], size: int = MAX_STREAMS_PER_CONNECTION) -> list[list[Stream]]:
     """The streams in connections of at most `size`, as even as can be."""
     count = max(1, -(-len(streams) // size))
     return [list(streams[i::count]) for i in range(count)]
 
 
 class LiveStream:
-    """One connection's streams (`streams`; default: all the filler serves)."""
+    """One connection, carrying `streams` (a part of `split`'s)."""
 
     def __init__(
         self,
@@ -90,8 +90,8 @@ class LiveStream:
         exchange: Exchange,
         publisher: CandlePublisher,
         filler: Filler,
+        streams: Sequence[Stream],
         options: IngestOptions | None = None,
-        streams: Sequence[Stream] | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -99,17 +99,14 @@ class LiveStream:
         self.publisher = publisher
         self.filler = filler
         self.options = options or IngestOptions()
-        self.own = list(streams) if streams is not None else None
+        self.own = list(streams)
         self.connections = 0
         self._answers: dict[int, asyncio.Future[str | None]] = {}
 
     @property
     def streams(self) -> list[Stream]:
         """This connection's streams still served (the exchange may have rejected some symbols)."""
-        served = self.filler.streams
-        if self.own is None:
-            return list(served)
-        kept = set(served)
+        kept = set(self.filler.streams)
         return [s for s in self.own if s in kept]
 
     @property
@@ -152,7 +149,7 @@ class LiveStream:
         try:
             streams = self.streams
             await self._subscribe(ws, streams[URL_STREAMS:])
-            await self.filler.catch_up(gap_fill=gap_fill, streams=streams if self.own is not None else None)
+            await self.filler.catch_up(gap_fill=gap_fill, streams=streams)
             while True:
                 texts: list[str] = []
                 item = await inbox.get()

@@ -32,12 +32,11 @@ from services.sim.faults import Faults, corrupt
 from services.sim.market import Market
 from shared.config import interval_ms
 from shared.market.klines import align_down, candle_to_ws, stream_name
+from shared.market.rate_limits import MAX_STREAMS_PER_CONNECTION
 
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000
-#: Binance's limit of streams on one connection (URL and SUBSCRIBE requests together).
-MAX_STREAMS = 1024
 
 
 @dataclass(frozen=True)
@@ -251,9 +250,10 @@ class StreamEndpoints:
         streams = _parse_streams([n for n in names if n], self.market)
         if isinstance(streams, str):
             return web.json_response({"code": -1121, "msg": streams}, status=400)
-        if len(streams) > MAX_STREAMS:
-            return web.json_response({"code": -1121, "msg": f"{len(streams)} streams: at most {MAX_STREAMS} on "
-                                                             "one connection"}, status=400)
+        if len(streams) > MAX_STREAMS_PER_CONNECTION:
+            limit = MAX_STREAMS_PER_CONNECTION
+            return web.json_response({"code": -1121, "msg": f"{len(streams)} streams: at most {limit} on one "
+                                                             "connection"}, status=400)
         ws = web.WebSocketResponse(autoping=False)  # pings and pongs handled here, as Binance does
         conn = Connection(ws, request, streams, combined)
         self.hub.add(conn)  # before the handshake completes, so no event falls between
@@ -347,9 +347,10 @@ class StreamEndpoints:
             if method == "UNSUBSCRIBE":
                 for stream in named:
                     conn.streams.pop(stream, None)
-            elif len(conn.streams.keys() | named.keys()) > MAX_STREAMS:
-                await conn.ws.send_json({"error": {"code": 2, "msg": f"at most {MAX_STREAMS} streams on one "
-                                                                     "connection"}, "id": request_id})
+            elif len(conn.streams.keys() | named.keys()) > MAX_STREAMS_PER_CONNECTION:
+                limit = MAX_STREAMS_PER_CONNECTION
+                await conn.ws.send_json({"error": {"code": 2, "msg": f"at most {limit} streams on one connection"},
+                                         "id": request_id})
                 return
             else:
                 conn.streams.update(named)

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from services.ingestor.stream import MAX_STREAMS, URL_STREAMS, split
+from services.ingestor.stream import URL_STREAMS, split
 from services.sim import BinanceSim, Market
 from shared.config import Settings
+from shared.market.rate_limits import MAX_STREAMS_PER_CONNECTION
 from shared.market.streams import Stream
 from testkit.waiting import eventually
 from tests.services.ingestor.support import against, running_ingestor
 
-SYMBOLS = [f"M{i:04d}USDT" for i in range(MAX_STREAMS + 76)]
+SYMBOLS = [f"M{i:04d}USDT" for i in range(MAX_STREAMS_PER_CONNECTION + 76)]
 MINUTE = 60_000
 
 
