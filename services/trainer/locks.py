@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator
 
@@ -60,7 +59,7 @@ class StreamLocks:
 
     async def lock(self, stream: Stream, every: float) -> None:
         """Take `stream`, trying every `every` seconds while another trainer (or task) holds it."""
-        for _ in itertools.count():
+        while True:
             if await self.try_lock(stream):
                 return
             await asyncio.sleep(every)

@@ -126,8 +126,8 @@ class Trainer:
         await self.locks.lock(stream, every=LOCK_RETRY_SECONDS)
         try:
             if requested_ms is not None:
-                started = await store.last_run_started(self.pool, *stream)
-                if started is not None and started.timestamp() * 1000 > requested_ms:
+                started = await store.run_started_after(self.pool, *stream, requested_ms)
+                if started is not None:
                     log.info("%s: %s served by the run that started at %s", stream, "; ".join(reasons), started)
                     return "served"
             return await self._train(stream, reasons)
@@ -332,8 +332,10 @@ class Trainer:
         """Rebuild the champion's series if it is missing (a rebuild interrupted by a stop), unless
         another trainer holds the stream (it rebuilds what it promotes)."""
         async with self.locks.holding(stream) as mine:
+            if not mine:
+                return False
             champion = await registry.get_champion(self.pool, *stream)
-            if not mine or champion is None or await store.has_series(self.pool, *stream, champion.version):
+            if champion is None or await store.has_series(self.pool, *stream, champion.version):
                 return False
             log.info("the series of %s is missing; rebuilding it", champion.version)
             await self.rebuild(champion)

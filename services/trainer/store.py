@@ -56,15 +56,16 @@ async def close_interrupted(db: Db, ids: list[int]) -> None:
     )
 
 
-async def last_run_started(db: Db, symbol: str, interval: str) -> datetime | None:
-    """When the latest training run of `symbol` started (whatever its outcome)."""
-    value = await db.fetchval(
+async def run_started_after(db: Db, symbol: str, interval: str, at_ms: int) -> datetime | None:
+    """When the latest training run of `symbol` started (whatever its outcome), if after `at_ms`:
+    a trigger of that time is served by it."""
+    value: datetime | None = await db.fetchval(
         "SELECT max(started_at) FROM job_logs WHERE job_name = $1 AND symbol = $2 AND interval = $3",
         TRAIN,
         symbol,
         interval,
     )
-    return value  # type: ignore[no-any-return]
+    return value if value is not None and value.timestamp() * 1000 > at_ms else None
 
 
 async def has_series(db: Db, symbol: str, interval: str, version: str) -> bool:

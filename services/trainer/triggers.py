@@ -89,8 +89,7 @@ class Triggers:
         running = self.scheduler.running_since(stream)
         if running is not None and running > at_ms:
             return True
-        started = await store.last_run_started(self.pool, stream.symbol, stream.interval)
-        return started is not None and started.timestamp() * 1000 > at_ms
+        return await store.run_started_after(self.pool, stream.symbol, stream.interval, at_ms) is not None
 
     def _schedule(self, stream: Stream, reason: str) -> bool:
         self.scheduler.request(stream, reason)
