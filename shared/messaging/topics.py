@@ -118,6 +118,12 @@ def retention_ms(settings: Settings, name: str) -> str:
     return "-1" if hours is None or hours <= 0 else str(int(hours * 3_600_000))
 
 
+def topic_configs(settings: Settings, name: str, replicas: int) -> dict[str, str]:
+    """The whole config a topic is created (and kept) with: AlterConfigs replaces a topic's set, so
+    altering only the retention would drop `min.insync.replicas` of a replicated cluster."""
+    return {"retention.ms": retention_ms(settings, name), **({"min.insync.replicas": "2"} if replicas >= 3 else {})}
+
+
 async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
     """Create the missing topics (with the prefix) and set every topic's retention; returns the created.
 
@@ -146,18 +152,21 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> list[
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(settings.topic(t), settings.kafka_partitions, replicas, topic_configs={
-                        "retention.ms": retention_ms(settings, t),
-                        **({"min.insync.replicas": "2"} if replicas >= 3 else {})})
+                    [NewTopic(settings.topic(t), settings.kafka_partitions, replicas,
+                              topic_configs=topic_configs(settings, t, replicas))
                      for t in ALL_TOPICS if settings.topic(t) in missing]
                 )
             except TopicAlreadyExistsError:
                 pass
         existing_ours = [t for t in ALL_TOPICS if settings.topic(t) in existing]
         if existing_ours:
-            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(t),
-                                                      {"retention.ms": retention_ms(settings, t)})
-                                       for t in existing_ours])
+            responses = await admin.alter_configs([
+                ConfigResource(ConfigResourceType.TOPIC, settings.topic(t), topic_configs(settings, t, replicas))
+                for t in existing_ours])
+            refused = [f"{name}: {message or code}" for response in responses
+                       for code, message, _, name in response.resources if code]
+            if refused:
+                raise RuntimeError(f"Kafka refused the topics' configs: {'; '.join(refused)}")
         return missing
     finally:
         await admin.close()

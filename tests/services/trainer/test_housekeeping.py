@@ -9,6 +9,7 @@ from services.trainer.housekeeping import prune
 from shared.config import Settings
 from shared.messaging import topics
 from shared.storage import create_pool
+from testkit.waiting import eventually
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -59,17 +60,27 @@ async def test_topics_are_created_and_kept_with_their_retention(settings: Settin
 
     changed = settings.model_copy(update={"topic_retention_hours": {"dead-letter": 2}})
     await topics.ensure_topics(changed)  # the test's topics exist: their retention is altered
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    try:
-        names = {t: settings.topic(t) for t in (topics.CANDLES, topics.CANDLES_LIVE, topics.DEAD_LETTER)}
-        [response] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None}) for name in names.values()])
-    finally:
-        await admin.close()
-    found = {r[3]: next(e[1] for e in r[4] if e[0] == "retention.ms") for r in response.resources}
-    assert found == {names[topics.CANDLES]: "-1", names[topics.CANDLES_LIVE]: str(24 * HOUR),
-                     names[topics.DEAD_LETTER]: str(2 * HOUR)}
+    names = {t: settings.topic(t) for t in (topics.CANDLES, topics.CANDLES_LIVE, topics.DEAD_LETTER)}
+    wanted = {names[topics.CANDLES]: "-1", names[topics.CANDLES_LIVE]: str(24 * HOUR),
+              names[topics.DEAD_LETTER]: str(2 * HOUR)}
+    found: dict[str, str] = {}
+
+    async def applied() -> bool:  # the controller accepted it; a broker applies it a moment later
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None}) for name in names.values()])
+        finally:
+            await admin.close()
+        found.update({r[3]: next(e[1] for e in r[4] if e[0] == "retention.ms") for r in response.resources})
+        return found == wanted
+
+    await eventually(applied, "the topics' retention", within=10, every=0.5)
+    assert found == wanted
+    # AlterConfigs replaces a topic's whole set: what a replicated cluster's topics were made with stays.
+    assert topics.topic_configs(changed, topics.DEAD_LETTER, 3) == {"retention.ms": str(2 * HOUR),
+                                                                     "min.insync.replicas": "2"}
 
 
 async def test_disk_use_of_postgres_and_of_each_topic_is_measured(settings: Settings, db: asyncpg.Connection) -> None:
