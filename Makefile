@@ -29,12 +29,15 @@ down:
 status: install
 	$(BIN)/candlecast status
 
+## Two workers: the tests mostly wait on Kafka, Postgres and service processes (README, Development).
+PYTEST_WORKERS ?= 2
+
 ## Installs what the tests need (Kafka jars, Postgres, Prometheus, Chromium) and runs them.
 test: install
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services testkit
-	$(BIN)/pytest -q --durations=20
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=20
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,10 @@
 
 Both are started through the same code as `candlecast infra up` (reusing running ones), once per
 session. Every test gets its own topics (a unique prefix) and its own freshly migrated database,
-so tests never see each other's data and can run against a developer's running stack.
+so tests never see each other's data and can run against a developer's running stack. That is
+also what lets `make test` run them on two xdist workers: each worker has its own session fixtures
+(tiny models, trainer worker), and the two share the one local Kafka and Postgres (their `up` is
+locked, so only the first starts them).
 """
 
 from __future__ import annotations

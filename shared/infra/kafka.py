@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from shared.config import PROJECT_ROOT, Settings
-from shared.infra.process import ManagedProcess, port_open, wait_until
+from shared.infra.process import ManagedProcess, one_at_a_time, port_open, wait_until
 
 POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J = PROJECT_ROOT / "deploy" / "kafka" / "log4j.properties"
@@ -138,6 +138,10 @@ class LocalKafka:
 
     def up(self, timeout: float = 90.0) -> str:
         """Start the nodes unless they (or another server on the first port) already run; idempotent."""
+        with one_at_a_time(self.settings.data_dir / "run" / "kafka.lock"):
+            return self._up(timeout)
+
+    def _up(self, timeout: float) -> str:
         if all(node.process.running() for node in self.nodes) or port_open("127.0.0.1", self.port):
             return "already running"
         lib = ensure_jars()

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from shared.config import Settings
-from shared.infra.process import port_open, wait_until
+from shared.infra.process import one_at_a_time, port_open, wait_until
 
 PG_USER = "embedded_postgres"
 
@@ -83,6 +83,10 @@ class LocalPostgres:
             return None
 
     def up(self, timeout: float = 60.0) -> str:
+        with one_at_a_time(self.settings.data_dir / "run" / "postgres.lock"):
+            return self._up(timeout)
+
+    def _up(self, timeout: float) -> str:
         if self.pid() is not None or port_open("127.0.0.1", self.port):
             return "already running"
         for path in (self.pgdata, self.log_file.parent, self.socket_dir):

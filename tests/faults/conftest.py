@@ -74,3 +74,12 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     yield make
     for process in made:
         process.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests run on one xdist worker, one after another: they share the throw-away servers
+    (which some of them stop) and each wants the machine's cores for its services' recovery."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("faults"))
