@@ -37,7 +37,17 @@ class Subscriber:
 
     symbol: str | None
     interval: str | None = None
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    #: Texts to send; None once the client has gone (its sender stops there).
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def offer(self, text: str | None) -> None:
+        """Queue `text`; a full queue loses its oldest message (a slow client never slows the others)."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(text)
+
+    def gone(self) -> None:
+        self.offer(None)
 
 
 class Hub:
@@ -67,9 +77,7 @@ class Hub:
                 continue
             if subscriber.interval is not None and subscriber.interval != interval:
                 continue
-            if subscriber.queue.full():
-                subscriber.queue.get_nowait()
-            subscriber.queue.put_nowait(text)
+            subscriber.offer(text)
             delivered += 1
         return delivered
 
