@@ -1,12 +1,18 @@
 """Versioned SQL migrations: each file in `migrations/` runs once, in order, in a transaction.
 
 The applied versions are recorded in `schema_migrations`; an advisory lock makes concurrent
-start-ups (four services at once) apply each file exactly once.
+start-ups (four services at once) apply each file exactly once. That lock is the database's, but
+the gateway's role is the cluster's: two databases migrated at once on one server (the demo's
+beside `make up`'s, two test workers) may change the role together, which Postgres refuses with
+"tuple concurrently updated" or a duplicate role; such a step is tried again (its transaction
+rolled back, so it runs whole or not at all).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -38,21 +44,45 @@ async def migrate(dsn: str, readonly_password: str | None = None) -> list[str]:
                 version = path.stem
                 if version in done:
                     continue
-                async with conn.transaction():
-                    await conn.execute(path.read_text())
-                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                sql = path.read_text()
+
+                async def apply(sql: str = sql, version: str = version) -> None:
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+
+                await _again_on_role_races(apply)
                 applied_now.append(version)
                 log.info("applied migration %s", version)
             if readonly_password:
                 # Passwords stay out of the SQL files: they come from settings.
-                await conn.execute(
-                    f"ALTER ROLE candlecast_reader PASSWORD {_quote_literal(readonly_password)}"
-                )
+                statement = f"ALTER ROLE candlecast_reader PASSWORD {_quote_literal(readonly_password)}"
+                await _again_on_role_races(lambda: conn.execute(statement))
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     finally:
         await conn.close()
     return applied_now
+
+
+async def _again_on_role_races(step: Callable[[], Awaitable[object]], attempts: int = 5) -> None:
+    """Run `step`; again (up to `attempts` times) when another database's migration changed the
+    cluster-wide role at the same moment."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await step()
+            return
+        except (asyncpg.exceptions.InternalServerError, asyncpg.exceptions.DuplicateObjectError,
+                asyncpg.exceptions.UniqueViolationError) as exc:
+            if attempt == attempts or not _role_race(exc):
+                raise
+            log.info("the role was changed by another migration at the same moment; again (%s)", exc)
+            await asyncio.sleep(0.05 * attempt)
+
+
+def _role_race(exc: Exception) -> bool:
+    text = str(exc)
+    return "concurrently updated" in text or "candlecast_reader" in text or "pg_authid" in text
 
 
 def _quote_literal(value: str) -> str:

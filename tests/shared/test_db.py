@@ -52,3 +52,24 @@ async def test_readonly_role_reads_but_cannot_write(database_url: str) -> None:
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_databases_migrated_at_once_on_one_server_all_get_the_role(postgres_url: str) -> None:
+    """The role is the cluster's: eight databases migrated together (the demo's beside `make up`'s,
+    test workers) change it at the same moment; every migration still succeeds."""
+    import asyncio
+    import uuid
+
+    from shared.storage import with_database
+    from shared.storage.migrate import ensure_database
+    from testkit.infra import drop_database
+
+    urls = [with_database(postgres_url, f"test_{uuid.uuid4().hex[:12]}") for _ in range(8)]
+    try:
+        for url in urls:
+            await ensure_database(url)
+        applied = await asyncio.gather(*(migrate(url, readonly_password="candlecast_reader") for url in urls))
+        assert applied == [[p.stem for p in migration_files()]] * len(urls)
+    finally:
+        for url in urls:
+            await drop_database(url)
