@@ -44,6 +44,7 @@ lint: install
 	$(BIN)/mypy shared services testkit
 
 bench: install
+	bash scripts/bench-deps.sh
 	$(BIN)/python -m bench
 
 ## Random faults for MINUTES (default 10) on the local stack with three Kafka nodes; leaves it running.

@@ -6,7 +6,8 @@ endpoint's own database reads and encoding in this process, no HTTP), and the la
     .venv/bin/python -m bench.gateway_bench                    # wrk when installed, else a Python load generator
     .venv/bin/python -m bench.gateway_bench --seconds 20 --connections 64
 
-The gateway runs as `candlecast gateway` (one uvicorn process, as deployed) on its own database
+The gateway runs as `candlecast gateway` (one uvicorn process, as deployed; then two; then one
+that keeps no page or prediction between requests, `CANDLECAST_GATEWAY_CACHE_SECONDS=0`) on its own database
 with a month of real 5m candles (../shared/data when present, else generated), a champion model
 trained here for the benchmark (window 60, the default) with its series rows and live futures.
 The load generator shares this machine's cores with the gateway and Postgres: the figures are
@@ -209,7 +210,7 @@ async def read_latency(base: str, paths: tuple[str, ...], until: asyncio.Event |
                        ) -> dict[str, dict[str, float]]:
     """Sequential GETs of each path (one client each), `n` of them or until `until` is set."""
     async def one(client: httpx.AsyncClient, path: str) -> dict[str, float]:
-        times = []
+        times: list[float] = []
         while (until is None and len(times) < n) or (until is not None and not until.is_set()):
             started = time.perf_counter()
             response = await client.get(base + path)
@@ -257,18 +258,26 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
                                        predict_rate_per_client=1e6, predict_burst=1_000_000)
     base = f"http://127.0.0.1:{port}"
     day_start = int(frame["open_time"].iloc[-288])
+    history = frame.iloc[-120:][COLUMNS].to_dict("records")
     generator = "wrk" if shutil.which("wrk") else "python (httpx)"
     figures: dict[str, Any] = {}
     gateway = ServiceProcess("gateway", settings, Path(tempfile.mkdtemp(prefix="bench-gateway-")))
     try:
         await prepare(settings, frame, result)
-        for workers in (1, 2):  # one process, then one per core
-            if workers > 1:
+        # One process, then one per core, then one process that keeps no page between requests
+        # (what a page costs when it is not the one every viewer asks for).
+        for suffix, workers, keep in (("", 1, 1.0), ("_2_workers", 2, 1.0), ("_uncached", 1, 0.0)):
+            if suffix:
                 gateway.stop()
-                gateway = ServiceProcess("gateway", settings.model_copy(update={"gateway_workers": workers}),
-                                         Path(tempfile.mkdtemp(prefix="bench-gateway-")))
+                gateway = ServiceProcess("gateway", settings.model_copy(update={
+                    "gateway_workers": workers, "gateway_cache_seconds": keep}),
+                    Path(tempfile.mkdtemp(prefix="bench-gateway-")))
             await gateway.started(within=30)
-            suffix = "" if workers == 1 else f"_{workers}_workers"
+            # Not measured: the first seconds after a start, while the gateway loads the champion
+            # (`warm`: seconds of held GIL; a POST /predict waits for it) and fills its pools.
+            await predict_latency(base, history, 1, 1)
+            if generator == "wrk":
+                wrk(f"{base}/series?start={day_start}&limit=288", 3, connections)
             for name, path in (("series_one_day", f"/series?start={day_start}&limit=288"),
                                ("predictions_latest", "/predictions/latest")):
                 async with httpx.AsyncClient() as client:
@@ -283,11 +292,10 @@ async def run(seconds: int, connections: int, predict_n: int) -> dict[str, Any]:
         await gateway.started(within=30)
         floor = await floors(settings, day_start, seconds, connections)
         for name, measured in floor.items():
-            for suffix in ("", "_2_workers"):
+            for suffix in ("", "_2_workers", "_uncached"):
                 figures[name + suffix]["floor_asyncpg_orjson"] = measured
                 figures[name + suffix]["ratio_to_floor"] = round(
                     figures[name + suffix]["requests_per_s"] / measured["requests_per_s"], 3)
-        history = frame.iloc[-120:][COLUMNS].to_dict("records")
         figures["predict_120_candles"] = await predict_latency(base, history, 1, predict_n)
         figures["predict_horizon_12"] = await predict_latency(base, history, 12, max(20, predict_n // 5))
         gateway.stop()
@@ -317,15 +325,16 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\ngateway benchmark ({results['load_generator']}, {args.connections} connections, "
           f"{args.seconds} s per endpoint; data {results['data']})")
-    print(f"{'':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for name in ("series_one_day", "series_one_day_2_workers", "predictions_latest", "predictions_latest_2_workers",
-                 "predict_120_candles", "predict_horizon_12"):
+    print(f"{'':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name in ("series_one_day", "series_one_day_2_workers", "series_one_day_uncached", "predictions_latest",
+                 "predictions_latest_2_workers", "predictions_latest_uncached", "predict_120_candles",
+                 "predict_horizon_12"):
         row = results[name]
         rps = f"{row['requests_per_s']:>10.0f}" if "requests_per_s" in row else f"{'(serial)':>10}"
-        print(f"{name:<24}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
+        print(f"{name:<30}{rps}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}")
         if "floor_asyncpg_orjson" in row:
             floor = row["floor_asyncpg_orjson"]
-            print(f"{'  floor: asyncpg+orjson':<24}{floor['requests_per_s']:>10.0f}{floor['p50_ms']:>10.2f}"
+            print(f"{'  floor: asyncpg+orjson':<30}{floor['requests_per_s']:>10.0f}{floor['p50_ms']:>10.2f}"
                   f"{floor['p99_ms']:>10.2f}   ratio {row['ratio_to_floor']}")
     f = results["flood_predict_200"]
     print(f"flood: {f['requests']} concurrent POST /predict (horizon 12): {f['answered_200']} answered, "

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # (so the machine allows workers x predict_max_concurrent predictions at once); /metrics adds
     # up every worker's counts.
     gateway_workers: int = Field(default=1, ge=0)
+    # Seconds the newest prediction and the /series pages are kept between requests when no newer
+    # prediction of their stream is announced on Kafka (services/gateway/cache.py); 0: never kept.
+    gateway_cache_seconds: float = Field(default=1.0, ge=0)
 
     # Where local infrastructure keeps its data, logs and pid files
     data_dir: Path = PROJECT_ROOT / ".data"

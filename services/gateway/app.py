@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.gateway.latest import LatestPredictions
+from services.gateway.cache import StreamCache
 from services.gateway.limits import PredictLimiter
 from services.gateway.live import Hub, build_broker, keep_connected
 from services.gateway.metrics import LIVE_CONNECTED, MetricsMiddleware
@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await create_pool(settings.database_readonly)
         app.state.champions = ChampionCache(app.state.pool, settings.model_dir)
-        broker = build_broker(settings, hub, app.state.latest)
+        broker = build_broker(settings, hub, app.state.cache)
         app.state.broker = broker
         app.state.kafka_connected = asyncio.Event()
         connecting = asyncio.create_task(keep_connected(broker, app.state.kafka_connected))
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.hub = hub
-    app.state.latest = LatestPredictions()
+    app.state.cache = StreamCache(ttl=settings.gateway_cache_seconds)
     app.state.predict_limiter = PredictLimiter(settings.predict_max_concurrent, settings.predict_rate_per_client,
                                                settings.predict_burst)
     for router in (health, market, models, monitoring, predict, admin, live, pages):

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from services.gateway.latest import LatestPredictions
+from services.gateway.cache import StreamCache
 from services.gateway.live import Hub
 from services.gateway.queries import Paging
 from services.gateway.validation import MAX_TIME
@@ -40,9 +40,9 @@ async def get_hub(connection: HTTPConnection) -> Hub:
     return hub
 
 
-async def get_latest(connection: HTTPConnection) -> LatestPredictions:
-    latest: LatestPredictions = connection.app.state.latest
-    return latest
+async def get_cache(connection: HTTPConnection) -> StreamCache:
+    cache: StreamCache = connection.app.state.cache
+    return cache
 
 
 async def get_champions(connection: HTTPConnection) -> ChampionCache:
@@ -54,7 +54,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 ChampionsDep = Annotated[ChampionCache, Depends(get_champions)]
-LatestDep = Annotated[LatestPredictions, Depends(get_latest)]
+CacheDep = Annotated[StreamCache, Depends(get_cache)]
 
 
 async def get_symbol(

@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from services.gateway.latest import LatestPredictions
+from services.gateway.cache import StreamCache
 from services.gateway.metrics import LIVE_CONNECTED, LIVE_MESSAGES
 from shared.config import Settings
 from shared.messaging import topics
@@ -95,9 +95,9 @@ def live_message(payload: bytes | str) -> dict[str, Any] | None:
     return {"type": event.kind, "data": event.model_dump(mode="json")}
 
 
-def build_broker(settings: Settings, hub: Hub, latest: LatestPredictions) -> KafkaBroker:
+def build_broker(settings: Settings, hub: Hub, cache: StreamCache) -> KafkaBroker:
     """The gateway's Kafka client: the live subscriber (websocket clients, and news for the newest
-    prediction kept by `latest`), and the producer of train requests."""
+    prediction and the pages kept by `cache`), and the producer of train requests."""
     broker = make_broker(settings, SERVICE)
 
     @broker.subscriber(
@@ -113,7 +113,7 @@ def build_broker(settings: Settings, hub: Hub, latest: LatestPredictions) -> Kaf
             log.warning("ignored a message on %s that is neither a Prediction nor a RealClose", topics.PREDICTIONS)
             return
         LIVE_MESSAGES.labels(message["type"]).inc()
-        latest.announced((message["data"]["symbol"], message["data"]["interval"]))
+        cache.announced((message["data"]["symbol"], message["data"]["interval"]))
         hub.publish(message)
 
     return broker

@@ -40,13 +40,23 @@ def _matches(header: str | None, etag: str) -> bool:
     return header.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in header.split(","))
 
 
-def page(request: Request, content: dict[str, Any], *, items_json: str | None = None) -> Response:
-    """`content` as JSON with its ETag, or 304 when the client already has this body.
-    `items_json`: the page's `items` as JSON text already (written by Postgres), spliced in."""
+def page(request: Request, content: dict[str, Any]) -> Response:
+    """`content` as JSON with its ETag, or 304 when the client already has this body."""
+    body = page_body(content)
+    return respond(request, body, etag_of(body))
+
+
+def page_body(content: dict[str, Any], *, items_json: str | None = None) -> bytes:
+    """`content` as JSON; `items_json`: the page's `items` as JSON text already (written by
+    Postgres), spliced in."""
     body = orjson.dumps(content)
     if items_json is not None:
         body = body[:-1] + b',"items":' + items_json.encode() + b"}"
-    etag = etag_of(body)
+    return body
+
+
+def respond(request: Request, body: bytes, etag: str) -> Response:
+    """`body` (JSON) with its ETag, or 304 when the client already has it."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}  # may be stored, but revalidated each time
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

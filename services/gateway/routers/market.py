@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from services.gateway import queries
-from services.gateway.deps import IntervalDep, LatestDep, PagingDep, PoolDep, SettingsDep, SymbolDep
-from services.gateway.responses import FastJSON, page
+from services.gateway.deps import CacheDep, IntervalDep, PagingDep, PoolDep, SettingsDep, SymbolDep
+from services.gateway.responses import FastJSON, etag_of, page, page_body, respond
 from services.gateway.schemas import CandlePage, FuturePage, LatestPrediction, Problem, SeriesPage, Stream, Symbols
 from shared.model.intervals import from_json
 
@@ -60,13 +61,26 @@ async def series(
     interval: IntervalDep,
     paging: PagingDep,
     request: Request,
+    cache: CacheDep,
     model_version: Annotated[str | None, Query(max_length=200, description="default: the champion")] = None,
 ) -> Response:
     """Each stored candle beside the candle predicted for it, with the test period flagged.
 
     Predictions come from the model's own series (its predictions over stored history, split
-    into train/validation/test), else from the live futures rows.
+    into train/validation/test), else from the live futures rows. A page is kept between
+    requests until the stream's next prediction is announced, at most a second
+    (`services.gateway.cache`).
     """
+    async def make() -> tuple[bytes, str]:
+        body = await _series_body(pool, symbol, interval, paging, model_version)
+        return body, etag_of(body)
+
+    body, tag = await cache.get_or_make((symbol, interval), ("series", paging, model_version), make)
+    return respond(request, body, tag)
+
+
+async def _series_body(pool: asyncpg.Pool, symbol: str, interval: str, paging: queries.Paging,
+                       model_version: str | None) -> bytes:
     if model_version is None:
         model = await queries.champion(pool, symbol, interval)
     else:
@@ -87,7 +101,7 @@ async def series(
         "test_end": test_end,
         "hit_rate": found.hits / found.judged if found.judged else None,
     }
-    return page(request, envelope, items_json=found.items_json)
+    return page_body(envelope, items_json=found.items_json)
 
 
 @router.get("/futures", response_model=FuturePage)
@@ -117,19 +131,17 @@ async def futures(
 )
 async def latest_prediction(
     pool: PoolDep,
-    latest: LatestDep,
+    cache: CacheDep,
     symbol: SymbolDep,
     interval: IntervalDep,
 ) -> Response:
     """The newest prediction of the stream (kept between requests until a newer one is announced
-    on Kafka, at most a second: `services.gateway.latest`)."""
-    stream = (symbol, interval)
-    row = latest.get(stream)
-    if row is None:
-        generation = latest.generation(stream)
+    on Kafka, at most a second: `services.gateway.cache`)."""
+    async def make() -> dict[str, Any]:
         record = await queries.latest_prediction(pool, symbol, interval)
         if record is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no prediction for {symbol} {interval} yet")
-        row = {"symbol": symbol, "interval": interval, **with_intervals(record)}
-        latest.put(stream, generation, row)
+        return {"symbol": symbol, "interval": interval, **with_intervals(record)}
+
+    row = await cache.get_or_make((symbol, interval), "latest", make)
     return FastJSON({**row, "age_seconds": max(0.0, time.time() - row["predicted_at"] / 1000)})
