@@ -174,10 +174,13 @@ async def many_symbols(base: Settings, model: Path, logs: Path, count: int, live
                 before = {p.name: await served(p, symbols) for p in predictors}
                 live_wall, live_sim, speed = await sim_clock(sim_port)
                 await asyncio.sleep(live_seconds)
+                # The window ends here, before the stop: a predictor that stops hands its partitions
+                # to the other (a rebalance of seconds), which is the stop's latency, not live's.
+                _, end_sim, _ = await sim_clock(sim_port)
+                await asyncio.sleep(2)  # what closed just before the end is predicted
                 after = {p.name: await served(p, symbols) for p in predictors}
                 for process in (ingestor, *predictors):
                     await process.terminate()
-                _, end_sim, _ = await sim_clock(sim_port)
                 await sim.terminate()
             total_s = time.monotonic() - started
         finally:

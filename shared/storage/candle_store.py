@@ -138,8 +138,15 @@ INSERT_MISSING = _INSERT + "ON CONFLICT (symbol, interval, open_time) DO NOTHING
 
 
 async def upsert_candles(conn: asyncpg.Connection, candles: Sequence[Candle], *, overwrite: bool = True) -> None:
-    """Insert or (`overwrite`) replace; within one call each (symbol, interval, open_time) must appear once."""
+    """Insert or (`overwrite`) replace; within one call each (symbol, interval, open_time) must appear once.
+
+    Rows go in key order: every writer then takes the rows' locks in the same order. In the order
+    given (the recorder's is Kafka's arrival order across streams, a predictor's its own streams')
+    a recorder and two predictors writing the same new candles deadlocked several times a minute
+    (50 symbols at 600x, bench/system_bench.py): each victim's batch failed and was replayed after
+    a pause, the p99 from close to prediction 2.5-3 s for a p50 of 50 ms."""
     if not candles:
         return
+    candles = sorted(candles, key=lambda c: (c.symbol, c.interval, c.open_time))
     columns = [[getattr(c, name) for c in candles] for name in _COLUMNS]
     await conn.execute(UPSERT if overwrite else INSERT_MISSING, *columns)

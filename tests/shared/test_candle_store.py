@@ -51,3 +51,29 @@ def test_the_cli_reads_the_last_days_with_its_own_connection(database_url: str) 
     assert load_db(database_url, "BTCUSDT", "5m", 1 / 24)["open_time"].tolist() == \
         CANDLES["open_time"].iloc[-12:].tolist()
     assert len(load_db(database_url, "BTCUSDT", "5m", None)) == len(CANDLES)
+
+
+async def test_every_writer_locks_new_candles_in_key_order(database_url: str) -> None:
+    """A batch given in any order takes the rows' locks in key order, so writers of overlapping
+    batches (the recorder, two predictors) wait for each other instead of deadlocking: here a
+    batch [ETH, BTC] waiting for BTC must not have taken ETH yet."""
+    from shared.market.binance_csv import frame_to_candles
+    from shared.storage.candle_store import upsert_candles
+
+    btc = frame_to_candles(CANDLES.iloc[:1], "BTCUSDT", "5m")[0]
+    eth = frame_to_candles(CANDLES.iloc[:1], "ETHUSDT", "5m")[0]
+    holder, waiter, other = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        hold = holder.transaction()
+        await hold.start()
+        await upsert_candles(holder, [btc], overwrite=False)  # BTC's new row, not committed
+        waiting = asyncio.create_task(upsert_candles(waiter, [eth, btc], overwrite=False))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # it waits for BTC...
+        await other.execute("SET statement_timeout = '3s'")
+        await upsert_candles(other, [eth], overwrite=False)  # ...without holding ETH
+        await hold.commit()
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        for conn in (holder, waiter, other):
+            await conn.close()
