@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from functools import partial
 
 import asyncpg
 import pytest
@@ -60,7 +61,7 @@ async def test_server_shutdown_reconnects_at_once_and_leaves_no_gap(
                     stored = await stored_count(db)
                     assert sim.server_shutdown() == 1
                     started = time.monotonic()
-                    await eventually(lambda n=stored: _more_than(db, n + 30), "candles after the notice", task=task)
+                    await eventually(partial(_more_than, db, stored + 30), "candles after the notice", task=task)
                     assert time.monotonic() - started < 5.0  # at once, not after the 5 s backoff
         assert sim.streams.dropped_for_pong == 0 and sim.streams.dropped_for_flood == 0  # pongs echoed, no flood
     assert WS_RECONNECTS._value.get() - reconnects == 2
