@@ -7,12 +7,12 @@ gateway reads the topic for its websocket clients anyway; the predictor publishe
 transaction commits, so the next read finds the new rows), and each lives `ttl` seconds in any
 case (plus the time it takes to read it again, 2 x `ttl` at most): a gateway cut off from Kafka
 hears of no new prediction, and what changes without one (a gap filled, a new champion's series)
-must show within that bound. A read that began
-before a drop cannot put back what it read (a generation per stream), so an answer is never
-older than the newest announced prediction. Requests that miss the same entry at once wait for
-one read of the store (`get_or_make`), and an entry past its `ttl` answers while it is read again:
-when the day's page every viewer polls expired, all 32 connections of the bench waited for its
-read each second, and the p99 of `/series` was 100 ms for a p50 of 11 ms.
+must show within that bound. A read that began before a drop cannot put back what it read (a
+generation per stream), so an answer is never older than the newest announced prediction.
+Requests that miss the same entry at once wait for one read of the store (`get_or_make`), and an
+entry past its `ttl` answers while it is read again: when the day's page every viewer polls
+expired, all 32 connections of the bench waited for its read each second, and the p99 of
+`/series` was 100 ms for a p50 of 11 ms.
 
 Measured with `bench/gateway_bench.py` (2 cores, wrk, 32 connections): a day of `/series` costs
 Postgres ~6 ms of CPU to build (332 req/s with no HTTP at all); a kept page is served without it.
@@ -21,6 +21,7 @@ Postgres ~6 ms of CPU to build (332 req/s with no HTTP at all); a kept page is s
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
@@ -44,10 +45,16 @@ class StreamCache:
         self._reads: dict[tuple[Stream, Hashable], asyncio.Future[Any]] = {}
 
     def get(self, stream: Stream, key: Hashable = None) -> Any | None:
+        value, age = self._kept(stream, key)
+        return value if age <= self.ttl else None
+
+    def _kept(self, stream: Stream, key: Hashable) -> tuple[Any | None, float]:
+        """The entry's value and age in seconds (None and infinity when there is none, or when
+        nothing is kept at all)."""
         entry = self._entries.get(stream, {}).get(key)
-        if entry is None or self.ttl <= 0 or self._clock() - entry[0] > self.ttl:
-            return None
-        return entry[1]
+        if entry is None or self.ttl <= 0:
+            return None, math.inf
+        return entry[1], self._clock() - entry[0]
 
     async def get_or_make(self, stream: Stream, key: Hashable, make: Callable[[], Awaitable[Any]]) -> Any:
         """The kept value, else `make()`'s (kept); one `make` at a time per entry, the others await
@@ -57,13 +64,12 @@ class StreamCache:
         again, for one more `ttl` at most: the viewers of a page do not all wait for the read."""
         if self.ttl <= 0:  # nothing kept, nothing shared
             return await make()
-        entry = self._entries.get(stream, {}).get(key)
-        age = self._clock() - entry[0] if entry is not None else None
-        if entry is not None and age is not None and age <= self.ttl:
-            return entry[1]
+        value, age = self._kept(stream, key)
+        if age <= self.ttl:
+            return value
         read = self._reads.get((stream, key)) or self._read(stream, key, make)
-        if entry is not None and age is not None and age <= 2 * self.ttl:
-            return entry[1]
+        if age <= 2 * self.ttl:
+            return value
         return await asyncio.shield(read)
 
     def _read(self, stream: Stream, key: Hashable, make: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:

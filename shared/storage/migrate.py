@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -44,14 +45,7 @@ async def migrate(dsn: str, readonly_password: str | None = None) -> list[str]:
                 version = path.stem
                 if version in done:
                     continue
-                sql = path.read_text()
-
-                async def apply(sql: str = sql, version: str = version) -> None:
-                    async with conn.transaction():
-                        await conn.execute(sql)
-                        await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
-
-                await _again_on_role_races(apply)
+                await _again_on_role_races(partial(_apply, conn, path.read_text(), version))
                 applied_now.append(version)
                 log.info("applied migration %s", version)
             if readonly_password:
@@ -63,6 +57,12 @@ async def migrate(dsn: str, readonly_password: str | None = None) -> list[str]:
     finally:
         await conn.close()
     return applied_now
+
+
+async def _apply(conn: asyncpg.Connection, sql: str, version: str) -> None:
+    async with conn.transaction():
+        await conn.execute(sql)
+        await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
 
 
 async def _again_on_role_races(step: Callable[[], Awaitable[object]], attempts: int = 5) -> None:
