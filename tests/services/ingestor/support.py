@@ -74,8 +74,8 @@ async def recorded_as_published(settings: Settings, db: asyncpg.Connection, symb
     A candle published just before the ingestor stopped is recorded by the next start (its offset
     was not committed): comparing the table with the topic right after a stop fails now and then
     (more often on a busy machine) without anything being lost."""
-    published = {(json.loads(r.value)["symbol"], json.loads(r.value)["open_time"])
-                 for r in await read_topic(settings, topics.CANDLES)}
+    published = {(body["symbol"], body["interval"], body["open_time"])
+                 for body in (json.loads(r.value) for r in await read_topic(settings, topics.CANDLES))}
 
     async def recorded_all() -> bool:
         return await stored_count(db) == len(published)
