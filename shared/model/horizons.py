@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from shared.model.dataset import SampleSet
-from shared.model.linear_algebra import flat_rows, ridge, with_bias
+from shared.model.linear_algebra import flat_rows, ridge_path, with_bias
 
 HORIZONS: tuple[int, ...] = (3, 12)
 LAGS = 4
@@ -60,13 +60,13 @@ def fit_horizon_heads(samples: SampleSet, scaled: np.ndarray, train_ends: np.nda
         if len(train) < 100:
             return None
         x_train, y_train = flat_rows(scaled, train, lags), log_close[train + h] - log_close[train]
+        alphas = ALPHAS if len(val) else ALPHAS[:1]
+        x_val, y_val = with_bias(flat_rows(scaled, val, lags)), log_close[val + h] - log_close[val]
         best: tuple[float, np.ndarray] | None = None
-        for alpha in ALPHAS if len(val) else ALPHAS[:1]:
-            w = ridge(x_train, y_train[:, None], alpha)[:, 0]
-            loss = float(np.mean(np.abs(with_bias(flat_rows(scaled, val, lags)) @ w
-                                        - (log_close[val + h] - log_close[val])))) if len(val) else 0.0
+        for w in ridge_path(x_train, y_train[:, None], alphas):
+            loss = float(np.mean(np.abs(x_val @ w[:, 0] - y_val))) if len(val) else 0.0
             if best is None or loss < best[0]:
-                best = (loss, w)
+                best = (loss, w[:, 0])
         assert best is not None
         weights[h] = best[1]
     return HorizonHeads(lags, weights)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.model.dataset import Preprocessing, SampleSet
-from shared.model.linear_algebra import ridge, sigmoid, with_bias
+from shared.model.linear_algebra import bias_penalty, ridge_path, sigmoid, with_bias
 from shared.model.metrics import log_loss
 from shared.model.tabular import TabularData, TabularForecaster
 from shared.model.training import FitResult, Progress, TrainConfig, calibrate_on_validation
@@ -25,12 +25,13 @@ from shared.model.training import FitResult, Progress, TrainConfig, calibrate_on
 WEIGHTS_FILE = "linear.npz"
 
 
-def logistic(x: np.ndarray, up: np.ndarray, alpha: float, steps: int = 25) -> np.ndarray:
-    """Weights [features + 1] of an L2 logistic regression, by Newton's method."""
+def logistic(x: np.ndarray, up: np.ndarray, alpha: float, steps: int = 25,
+             start: np.ndarray | None = None) -> np.ndarray:
+    """Weights [features + 1] of an L2 logistic regression, by Newton's method (from `start`, the
+    weights of a neighbouring penalty, it needs a few steps fewer)."""
     xb = with_bias(x)
-    w = np.zeros(xb.shape[1])
-    penalty = alpha * np.eye(xb.shape[1])
-    penalty[-1, -1] = 0.0
+    w = np.zeros(xb.shape[1]) if start is None else start.copy()
+    penalty = bias_penalty(xb.shape[1], alpha)
     for _ in range(steps):
         p = sigmoid(xb @ w)
         gradient = xb.T @ (p - up) + penalty @ w
@@ -56,8 +57,11 @@ class LinearForecaster(TabularForecaster):
         return "linear"
 
     def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # einsum, not BLAS: a row's numbers do not depend on how many rows share the call (BLAS sums
+        # a matrix-vector product in an order that depends on the row count), so a stream predicted
+        # within a burst gets bit for bit what it gets alone. 129,600 rows take 30 ms either way.
         xb = with_bias(np.asarray(inputs, np.float64))
-        return xb @ self.regression, sigmoid(xb @ self.classification)
+        return np.einsum("ij,jk->ik", xb, self.regression), sigmoid(np.einsum("ij,j->i", xb, self.classification))
 
     def save_files(self, folder: Path) -> tuple[str, ...]:
         with (folder / WEIGHTS_FILE).open("wb") as out:
@@ -82,9 +86,9 @@ def fit_linear(
     data = TabularData.build(samples, train_ends, val_ends, config.lags)
     alphas = config.ridge_alphas if len(val_ends) else config.ridge_alphas[:1]
     best: tuple[float, float, np.ndarray, np.ndarray] | None = None
-    for alpha in alphas:
-        reg = ridge(data.x_train, data.y_train, alpha)
-        cls = logistic(data.x_train, data.up_train, alpha)
+    cls = None
+    for alpha, reg in zip(alphas, ridge_path(data.x_train, data.y_train, alphas), strict=True):
+        cls = logistic(data.x_train, data.up_train, alpha, start=cls)
         if len(val_ends) == 0:
             best = (0.0, alpha, reg, cls)
             break

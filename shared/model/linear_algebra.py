@@ -22,10 +22,20 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return result
 
 
+def bias_penalty(size: int, alpha: float) -> np.ndarray:
+    """alpha * I over weights whose last one (the bias) is not penalised."""
+    penalty = alpha * np.eye(size)
+    penalty[-1, -1] = 0.0
+    return penalty
+
+
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     """Weights [features + 1, targets] minimising |xw - y|^2 + alpha |w|^2 (the bias unpenalised)."""
+    return ridge_path(x, y, (alpha,))[0]
+
+
+def ridge_path(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
+    """`ridge` for each penalty, the normal equations' products computed once."""
     xb = with_bias(x)
-    penalty = alpha * np.eye(xb.shape[1])
-    penalty[-1, -1] = 0.0
-    weights: np.ndarray = np.linalg.solve(xb.T @ xb + penalty, xb.T @ y)
-    return weights
+    gram, moments = xb.T @ xb, xb.T @ y
+    return [np.linalg.solve(gram + bias_penalty(len(gram), alpha), moments) for alpha in alphas]
