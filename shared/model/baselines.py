@@ -34,7 +34,7 @@ def persistence(candles: pd.DataFrame, end_indices: np.ndarray) -> Forecast:
     close = candles["close"].to_numpy(np.float64)
     c = close[ends]
     # The naive interval: last close ± the empirical quantile of recent absolute returns.
-    bounds = {label("close", level): naive_bounds(close, ends, level) for level in LEVELS}
+    bounds = {label("close", level): b for level, b in naive_bounds(close, ends, LEVELS).items()}
     return Forecast(
         open=c,
         high=candles["high"].to_numpy(np.float64)[ends],

@@ -225,7 +225,10 @@ class SampleSet:
         """Scalers and climatology from the rows the training samples read, and nothing later."""
         if len(train_ends) == 0:
             raise ValueError("no training samples")
-        rows = np.unique((train_ends[:, None] - np.arange(self.window)[None, :]).ravel())
+        read = np.zeros(len(self.features), bool)  # a mask, not np.unique: 0.1 s of a 1.6 s training
+        for back in range(self.window):
+            read[train_ends - back] = True
+        rows = np.flatnonzero(read)
         return Preprocessing(
             window=self.window,
             interval_ms=self.interval_ms,

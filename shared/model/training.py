@@ -143,6 +143,10 @@ class TrainResult:
     best_epoch: int = 0
     split_sizes: dict[str, int] = field(default_factory=dict)
     train_seconds: float = 0.0
+    #: Open time of the last predicted candle of the training and validation parts (the series'
+    #: split labels); validation's is training's when there is no validation part.
+    train_until: int | None = None
+    validation_until: int | None = None
 
 
 @dataclass
@@ -410,6 +414,8 @@ def train_model(
         for alarm in evaluation.alarms:
             log.warning(alarm)
     times = samples.open_times
+    train_until = int(times[split.train[-1] + 1])  # train_model refuses an empty training part
+    validation_until = int(times[split.validation[-1] + 1]) if len(split.validation) else None
     fit.model.metadata.update(
         {
             "data_start": int(times[0]),
@@ -432,4 +438,6 @@ def train_model(
         best_epoch=fit.best_epoch,
         split_sizes=split.sizes(),
         train_seconds=time.perf_counter() - started,
+        train_until=train_until,
+        validation_until=validation_until if len(split.validation) else train_until,
     )
