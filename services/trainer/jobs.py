@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.model.dataset import SampleSet, temporal_split, valid_end_indices
-from shared.model.evaluation import common_end_indices, evaluate
+from shared.model.dataset import valid_end_indices
+from shared.model.evaluation import Evaluation, common_end_indices, evaluate
 from shared.model.forecast import Forecast
 from shared.model.forecaster import Forecaster
 from shared.model.intervals import SERVED_LEVELS, served, to_json
@@ -114,8 +114,7 @@ def train_candidate(job: TrainJob, kind: str, champion: Forecaster | None, note:
 
     result = train(kind, job.candles, job.config)
     path = save_model(result, job.model_dir, job.symbol, job.interval)
-    comparison = compare(result.model, champion, job.candles, result.test_start, note)
-    train_until, validation_until = split_times(job.candles, job.config)
+    comparison = compare(result.model, champion, job.candles, result.test_start, note, result.evaluation)
     return TrainOutcome(
         kind=kind,
         version=path.name,
@@ -124,8 +123,8 @@ def train_candidate(job: TrainJob, kind: str, champion: Forecaster | None, note:
         data_end=result.data_end,
         test_start=result.test_start,
         comparison=comparison,
-        train_until=train_until,
-        validation_until=validation_until,
+        train_until=result.train_until,
+        validation_until=result.validation_until,
         train_seconds=result.train_seconds,
         best_epoch=result.best_epoch,
         alarms=list(result.alarms),
@@ -171,8 +170,11 @@ def _load_champion(job: TrainJob) -> tuple[Forecaster | None, str]:
 
 
 def compare(
-    candidate: Forecaster, champion: Forecaster | None, candles: pd.DataFrame, test_start: int | None, note: str = ""
+    candidate: Forecaster, champion: Forecaster | None, candles: pd.DataFrame, test_start: int | None, note: str = "",
+    tested: Evaluation | None = None,
 ) -> Comparison:
+    """Candidate and champion on the same rows; `tested` is the candidate's own test evaluation,
+    used as it is when those are the rows (no champion, or one trained before them)."""
     since = test_start
     champion_start = champion.metadata.get("test_start") if champion is not None else None
     if since is not None and champion_start is not None:
@@ -185,7 +187,11 @@ def compare(
         ends = common_end_indices(candles, models, since)
     if len(ends) == 0:
         return Comparison(0, since, {}, None, {}, note or "no rows to compare on")
-    mine = evaluate(candidate, candles, end_indices=ends)
+    times = candles["open_time"].to_numpy(np.int64)
+    if tested is not None and np.array_equal(tested.base_times, times[ends]):
+        mine = tested
+    else:
+        mine = evaluate(candidate, candles, end_indices=ends)
     theirs = evaluate(champion, candles, end_indices=ends).model_metrics if champion is not None else None
     return Comparison(
         rows=len(ends),
@@ -195,16 +201,6 @@ def compare(
         baselines={name: finite_metrics(m) for name, m in mine.baseline_metrics.items()},
         note=note,
     )
-
-
-def split_times(candles: pd.DataFrame, config: TrainConfig) -> tuple[int | None, int | None]:
-    """Where training and validation ended, as `train_model` split the same candles."""
-    samples = SampleSet.build(candles, config.window, config.interval_ms)
-    split = temporal_split(samples.end_indices, config.window, config.split, config.test_rows)
-    times = samples.open_times
-    train_until = int(times[split.train[-1] + 1]) if len(split.train) else None
-    validation_until = int(times[split.validation[-1] + 1]) if len(split.validation) else train_until
-    return train_until, validation_until
 
 
 @dataclass(frozen=True)
