@@ -1,24 +1,25 @@
 """Trainer benchmark: the daily training of N streams with the fastest kind on one trainer, beside
 its floor.
 
-    .venv/bin/python -m bench.trainer_bench                          # 4 streams of 1m, 90 days each
+    .venv/bin/python -m bench.trainer_bench                          # 6 streams of 1m, 90 days each
     .venv/bin/python -m bench.trainer_bench --streams 8 --days 30 --kind gbm
 
 Each stream's history (generated 1m candles; 90 days, 129,600 candles, is the trainer's default
 training history for 1m) is stored in a database of the benchmark's own. The service's runner
-(`services.trainer.runner.Trainer`, with its worker process) then runs one training per stream as
-a daily tick asks for it: load the candles, fit the kind, judge it beside the baselines on the same
-unseen rows, promote it, train the OHLC variant, rebuild the series. The runs of one trainer are
-serial (one worker process), so 400 streams take 400 times one; that is the figure beside the
-issue's 30 minutes. Floor, in the same run: `train()` alone (features, fit, evaluation) on one
-stream's candles in this process. Writes `bench/results/trainer.json`.
+(`services.trainer.runner.Trainer`, with its worker process) then trains every stream as a daily
+tick asks for it: load the candles, fit the kind, judge it beside the baselines on the same unseen
+rows, promote it, train the OHLC variant, rebuild the series. The first run alone (it starts the
+worker process: once per trainer), then the others requested at the same instant through the
+service's scheduler, `trainer_runs_at_once` at a time: their wall time per stream, times 399, plus
+the first, is the figure beside the issue's 30 minutes for 400 streams. Floor, in the same run:
+`train()` alone (features, fit, evaluation) on one stream's candles in this process. Writes
+`bench/results/trainer.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +57,7 @@ async def store(settings: Settings, symbols: list[str], candles: int) -> None:
 
 async def run(streams: int, days: float, kind: str) -> dict[str, Any]:
     from services.trainer.runner import Trainer
+    from services.trainer.scheduler import TrainingScheduler
     from services.trainer.worker import make_executor, shutdown_executor
     from shared.model.training import train
     from shared.storage.candle_store import load_candles
@@ -72,12 +74,25 @@ async def run(streams: int, days: float, kind: str) -> dict[str, Any]:
         await store(settings, symbols, candles)
         await broker.start()
         trainer = Trainer(settings, pool, broker, executor)
-        seconds, statuses = [], []
-        for symbol in symbols:
-            started = time.perf_counter()
-            statuses.append(await trainer.run(Stream(symbol, "1m"), ["daily tick (benchmark)"]))
-            seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()  # the first run starts the worker process (imports): once per trainer
+        statuses = [await trainer.run(Stream(symbols[0], "1m"), ["daily tick (benchmark)"])]
+        first = time.perf_counter() - started
+        # The rest as a daily tick asks for them: every stream at the same instant, through the
+        # service's scheduler (which runs `trainer_runs_at_once` of them at a time).
+        done: dict[str, str] = {}
+
+        async def one(stream: Stream, reasons: list[str], requested_ms: int) -> None:
+            done[stream.symbol] = await trainer.run(stream, reasons, requested_ms)
+
+        scheduler = TrainingScheduler(one)
+        started = time.perf_counter()
+        for symbol in symbols[1:]:
+            scheduler.request(Stream(symbol, "1m"), "daily tick (benchmark)")
+        await scheduler.idle()
+        rest = time.perf_counter() - started
+        statuses += [done[symbol] for symbol in symbols[1:]]
         frame = await load_candles(pool, symbols[0], "1m")
+        await asyncio.to_thread(train, kind, frame, trainer._config("1m"))  # warm, as the worker is
         started = time.perf_counter()
         await asyncio.to_thread(train, kind, frame, trainer._config("1m"))
         floor = time.perf_counter() - started
@@ -88,20 +103,20 @@ async def run(streams: int, days: float, kind: str) -> dict[str, Any]:
         shutdown_executor(executor)
         await drop_database(settings.database)
         await delete_topics(settings)
-    per_stream = statistics.fmean(seconds)
+    per_stream = rest / (streams - 1)
     return {
         "machine": machine(), "kind": kind, "streams": streams, "candles_per_stream": candles,
-        "statuses": statuses, "seconds_per_stream": [round(s, 1) for s in seconds],
-        "mean_seconds_per_stream": round(per_stream, 1),
-        "floor_train_alone_s": round(floor, 1), "ratio_to_floor": round(per_stream / floor, 2),
-        f"minutes_for_{TARGET_STREAMS}_streams": round(TARGET_STREAMS * per_stream / 60, 1),
+        "runs_at_once": settings.trainer_runs_at_once, "statuses": statuses,
+        "first_run_s": round(first, 1), "seconds_per_stream": round(per_stream, 2),
+        "floor_train_alone_s": round(floor, 2), "ratio_to_floor": round(per_stream / floor, 2),
+        f"minutes_for_{TARGET_STREAMS}_streams": round((first + (TARGET_STREAMS - 1) * per_stream) / 60, 1),
         "target_minutes": TARGET_MINUTES,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--streams", type=int, default=6)
     parser.add_argument("--days", type=float, default=90.0, help="history per stream (the 1m default: 90)")
     parser.add_argument("--kind", default="linear", help="the model kind (linear: the fastest)")
     args = parser.parse_args()

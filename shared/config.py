@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # Every consuming service measures its group's lag (committed against end offsets) this often.
     consumer_lag_seconds: float = Field(default=15.0, gt=0)
     train_min_candles: int = 2016
+    # Training runs of different streams in progress at once on one trainer (`services.trainer.runner`).
+    trainer_runs_at_once: int = Field(default=2, ge=1)
     # Rows kept per stream, counted back from its newest row (candle time, so a replay of old
     # data is not wiped): shadow predictions (the leaderboard, live promotion) 30 days; the
     # futures (the prospective series) forever with 0. Never fewer than `drift_window` rows.

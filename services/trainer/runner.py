@@ -115,6 +115,7 @@ class Trainer:
                              f"known: {', '.join(KINDS)}")
         self.kinds = tuple(dict.fromkeys(settings.model_kinds))
         self._scored: dict[Stream, set[str]] = {}
+        self._runs = asyncio.Semaphore(settings.trainer_runs_at_once)
 
     def _config(self, interval: str) -> TrainConfig:
         return replace(self.config, interval_ms=interval_ms(interval))
@@ -122,17 +123,23 @@ class Trainer:
     async def run(self, stream: Stream, reasons: Sequence[str], requested_ms: int | None = None) -> str:
         """One run for `stream` once no trainer holds it (`services.trainer.locks`); returns its
         `job_logs` status, or "served" when a run that started after the request (on any trainer)
-        served it already."""
-        await self.locks.lock(stream, every=LOCK_RETRY_SECONDS)
-        try:
-            if requested_ms is not None:
-                started = await store.run_started_after(self.pool, *stream, requested_ms)
-                if started is not None:
-                    log.info("%s: %s served by the run that started at %s", stream, "; ".join(reasons), started)
-                    return "served"
-            return await self._train(stream, reasons)
-        finally:
-            await self.locks.unlock(stream)
+        served it already.
+
+        At most `trainer_runs_at_once` runs go on at once (a daily tick asks for every stream at the
+        same instant): the trainings share the one worker anyway, and each run holds its stream's
+        history in memory (400 streams of 90 days of 1m: 5 GB). Two let one run load candles and
+        write its series while the worker trains the next. A waiting run holds no stream lock."""
+        async with self._runs:
+            await self.locks.lock(stream, every=LOCK_RETRY_SECONDS)
+            try:
+                if requested_ms is not None:
+                    started = await store.run_started_after(self.pool, *stream, requested_ms)
+                    if started is not None:
+                        log.info("%s: %s served by the run that started at %s", stream, "; ".join(reasons), started)
+                        return "served"
+                return await self._train(stream, reasons)
+            finally:
+                await self.locks.unlock(stream)
 
     async def _train(self, stream: Stream, reasons: Sequence[str]) -> str:
         symbol, interval = stream

@@ -1,8 +1,11 @@
 """Two trainers share the streams: each stream is trained once, whichever trainer gets to it
-(`services.trainer.locks`), and a restarting trainer leaves the other's run in progress alone."""
+(`services.trainer.locks`), and a restarting trainer leaves the other's run in progress alone.
+One trainer asked for many streams at once runs a few at a time."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from functools import partial
@@ -12,8 +15,11 @@ import asyncpg
 from services.trainer import store
 from services.trainer.locks import StreamLocks
 from services.trainer.main import serve
+from services.trainer.runner import Trainer
+from services.trainer.scheduler import TrainingScheduler
 from shared.config import Settings
 from shared.market.streams import Stream
+from shared.storage import create_pool
 from shared.storage import models_registry as registry
 from shared.storage.candle_store import mark_caught_up
 from testkit.waiting import eventually
@@ -82,3 +88,34 @@ async def test_a_starting_trainer_leaves_the_run_another_trainer_holds(settings:
     assert resumed == [dead] and requested == [dead]
     statuses = {r["id"]: r["status"] for r in await db.fetch("SELECT id, status FROM job_logs")}
     assert statuses == {ids[held]: "running", ids[dead]: "failed"}
+
+
+async def test_a_daily_tick_of_many_streams_runs_a_few_at_a_time(settings: Settings) -> None:
+    """Every stream's tick arrives at the same instant; each run holds its stream's history in
+    memory, so no more than `trainer_runs_at_once` go on at once, and every one of them runs."""
+
+    class Counting(Trainer):
+        now, most, ran = 0, 0, []
+
+        async def _train(self, stream: Stream, reasons: Sequence[str]) -> str:
+            Counting.now += 1
+            Counting.most = max(Counting.most, Counting.now)
+            await asyncio.sleep(0.05)
+            Counting.now -= 1
+            Counting.ran.append(stream.symbol)
+            return "success"
+
+    settings = settings.model_copy(update={"trainer_runs_at_once": 2})
+    pool = await create_pool(settings.database)
+    trainer = Counting(settings, pool, None, None)  # type: ignore[arg-type]  # no Kafka, no worker: _train is the test's
+    symbols = [f"S{i:02d}USDT" for i in range(12)]
+    scheduler = TrainingScheduler(trainer.run)
+    try:
+        for symbol in symbols:
+            scheduler.request(Stream(symbol, INTERVAL), "daily tick")
+        await asyncio.wait_for(scheduler.idle(), 30)
+    finally:
+        await trainer.locks.close()
+        await pool.close()
+    assert sorted(Counting.ran) == symbols
+    assert Counting.most == 2
