@@ -24,7 +24,7 @@ from shared.market.binance_csv import CsvFormatError, frame_to_candles, read_arc
 from shared.market.klines import parse_archive_name
 from shared.messaging import topics
 from shared.messaging.events import Candle
-from shared.messaging.runtime import make_broker
+from shared.messaging.runtime import make_broker, send_event
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ async def publish_candles(broker: KafkaBroker, settings: Settings, candles: Sequ
     topic = settings.topic(topics.CANDLES)
     for start in range(0, len(candles), CHUNK):
         chunk = candles[start : start + CHUNK]
-        pending = [
-            await broker.publish(c, topic, key=topics.symbol_key(c.symbol), no_confirm=True) for c in chunk
-        ]
+        pending = [await send_event(broker, c, topic, topics.symbol_key(c.symbol)) for c in chunk]
         await asyncio.gather(*pending)
 
 

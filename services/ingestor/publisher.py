@@ -20,7 +20,7 @@ from shared.config import Settings, interval_ms
 from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle
-from shared.messaging.runtime import dead_letter
+from shared.messaging.runtime import dead_letter, send_event
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class CandlePublisher:
             return 0
         key = topics.symbol_key(symbol)
         # Queue them all (the producer keeps their order within the partition), then wait for acks.
-        pending = [await self.broker.publish(c, self.topic, key=key, no_confirm=True) for c in fresh]
+        pending = [await send_event(self.broker, c, self.topic, key) for c in fresh]
         results = await asyncio.gather(*pending, return_exceptions=True)
         confirmed = 0
         for result in results:

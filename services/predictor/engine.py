@@ -47,6 +47,7 @@ from shared.market.binance_csv import Columns, candles_to_columns
 from shared.market.streams import Stream
 from shared.messaging import topics
 from shared.messaging.events import Candle, now_ms
+from shared.messaging.runtime import send_event
 from shared.model.champions import Champion, ChampionCache
 from shared.model.features import LOOKBACK
 from shared.model.forecast import NextCandle
@@ -65,9 +66,7 @@ class Outbox:
         self._pending: list[asyncio.Future[Any]] = []
 
     async def add(self, event: BaseModel, topic: str, symbol: str) -> None:
-        sent = await self._broker.publish(event, topic, key=topics.symbol_key(symbol), no_confirm=True)
-        if isinstance(sent, asyncio.Future):
-            self._pending.append(sent)
+        self._pending.append(await send_event(self._broker, event, topic, topics.symbol_key(symbol)))
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []

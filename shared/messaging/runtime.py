@@ -40,6 +40,25 @@ RETRY_PAUSE = 2.0
 #: and 0.9% at 50 ms.
 BATCH_WAIT_MS = 10
 
+#: The header FastStream sets on a model it encodes itself; readers decode the body as JSON by it.
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+async def send_event(broker: KafkaBroker, event: BaseModel, topic: str, key: bytes) -> asyncio.Future[Any]:
+    """Queue `event` on the producer without waiting for its acknowledgement; await the returned
+    future (a batch gathers them). Encoded by pydantic's own serializer and handed to FastStream as
+    bytes with the JSON content type: the same record as `broker.publish(event)`, which costs 58 µs
+    a message here against 36 µs this way (aiokafka alone with the same encoding: 22 µs); two of
+    them per replayed candle in the predictor."""
+    sent = await broker.publish(event.model_dump_json().encode(), topic, key=key, headers=JSON_HEADERS,
+                                no_confirm=True)
+    if isinstance(sent, asyncio.Future):
+        return sent
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()  # the in-memory test broker
+    done.set_result(sent)
+    return done
+
+
 DEAD_LETTERED = Counter(
     "candlecast_dead_lettered_total",
     "Messages sent to the dead-letter topic, by source topic and reason kind",
