@@ -28,6 +28,7 @@ from shared.messaging.events import Candle, ModelPromoted
 from shared.messaging.failures import RetryPolicy, failure_reason, is_transient, process_isolating
 from shared.messaging.runtime import (
     BATCH_WAIT_MS,
+    PARTITION_FETCH_BYTES,
     RETRY_PAUSE,
     DeadLetters,
     decode_or_dead_letter,
@@ -59,6 +60,7 @@ def register(broker: KafkaBroker, settings: Settings, predictor: Predictor, cham
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.predictor_batch_size,
         batch_timeout_ms=BATCH_WAIT_MS,
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
         decoder=undecoded,
     )
     async def on_candles(message: KafkaMessage) -> None:
