@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.predictor_bench                    # ../shared/data when present, else generated
     .venv/bin/python -m bench.predictor_bench --live-seconds 120 --batch 1000
+    .venv/bin/python -m bench.predictor_bench --kind linear      # the champion's kind (default lstm)
 
-The champion has the default architecture (window 60, 32 units; one epoch of training: its
-weights do not change its speed). The predictor runs as its own process (`candlecast
+The champion has the default architecture (window 60; an LSTM of 32 units and one epoch of
+training, its weights do not change its speed; or `--kind`). The predictor runs as its own process (`candlecast
 predictor`, as `candlecast up` starts it) on the local Kafka and Postgres, in a database and
 topics of its own (removed afterwards).
 
@@ -99,12 +100,12 @@ async def _scrape(port: int) -> dict[str, float]:
     return result
 
 
-def train_champion(candles: pd.DataFrame, model_dir: Path, epochs: int) -> tuple[Path, float]:
+def train_champion(candles: pd.DataFrame, model_dir: Path, epochs: int, kind: str = "lstm") -> tuple[Path, float]:
     from shared.model.artifacts import save_model
-    from shared.model.training import train_model
+    from shared.model.training import train
 
     started = time.perf_counter()
-    result = train_model(candles, TrainConfig(epochs=epochs))
+    result = train(kind, candles, TrainConfig(epochs=epochs))
     return save_model(result, model_dir, SYMBOL, INTERVAL), time.perf_counter() - started
 
 
@@ -260,9 +261,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     frame, source = _load(args.data)
     last_90 = frame.iloc[-DAYS_90:].reset_index(drop=True)
     workdir = Path(tempfile.mkdtemp(prefix="predictor-bench-"))
-    model, train_s = await asyncio.to_thread(train_champion, last_90, workdir / "models", args.epochs)
-    result: dict[str, Any] = {"source": source, "model": {"version": model.name, "window": 60, "units": 32,
-                                                          "train_s": round(train_s, 1)}}
+    model, train_s = await asyncio.to_thread(train_champion, last_90, workdir / "models", args.epochs, args.kind)
+    result: dict[str, Any] = {"source": source, "model": {"version": model.name, "kind": args.kind, "window": 60,
+                                                          "units": 32, "train_s": round(train_s, 1)}}
     result["replay"] = await bench_replay(base, last_90, model, args.batch, workdir)
     floor = await asyncio.to_thread(inference_floor, last_90, model, args.batch)
     scratch = await _fresh(base, workdir)
@@ -285,7 +286,8 @@ def print_table(result: dict[str, Any]) -> None:
     fmt = "{p50} / {p90} / {p99} / {max} ms"
     rows = [
         ("source", result["source"]),
-        ("model", f"{result['model']['version']} (window 60, 32 units; trained in {result['model']['train_s']} s)"),
+        ("model", f"{result['model']['version']} ({result['model']['kind']}, window 60; trained in "
+                  f"{result['model']['train_s']} s)"),
         (f"live at {live['speed']:g}x: candles measured", str(live["live_candles"])),
         ("live: close -> Prediction published (p50/p90/p99/max)", fmt.format(**live["close_to_prediction_ms"])),
         ("live:   of which close -> candle record (ingestor)", fmt.format(**live["close_to_candle_record_ms"])),
@@ -312,6 +314,7 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=600.0)
     parser.add_argument("--batch", type=int, default=1000, help="the predictor's batch size (max records)")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--kind", default="lstm", help="the champion's kind (lstm, gbm, linear)")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print_table(result)
