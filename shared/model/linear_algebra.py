@@ -29,13 +29,9 @@ def bias_penalty(size: int, alpha: float) -> np.ndarray:
     return penalty
 
 
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Weights [features + 1, targets] minimising |xw - y|^2 + alpha |w|^2 (the bias unpenalised)."""
-    return ridge_path(x, y, (alpha,))[0]
-
-
 def ridge_path(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
-    """`ridge` for each penalty, the normal equations' products computed once."""
+    """For each penalty alpha, the weights [features + 1, targets] minimising |xw - y|^2 + alpha |w|^2
+    (the bias unpenalised); the normal equations' products are computed once for all of them."""
     xb = with_bias(x)
     gram, moments = xb.T @ xb, xb.T @ y
     return [np.linalg.solve(gram + bias_penalty(len(gram), alpha), moments) for alpha in alphas]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from shared.model.baselines import persistence
-from shared.model.intervals import conformal_quantile, fit_conformal, label, predicted_scale
+from shared.model.intervals import conformal_quantile, fit_conformal, label, naive_bounds, predicted_scale
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig, train
 
@@ -16,6 +16,23 @@ def test_the_conformal_quantile_is_the_finite_sample_one() -> None:
     scores = np.arange(1.0, 11.0)  # 1..10
     assert conformal_quantile(scores, 0.8) == 9.0  # ceil(11 * 0.8) = 9th smallest
     assert conformal_quantile(scores, 0.95) == 10.0  # never beyond the largest
+
+
+def test_the_naive_interval_is_each_rows_quantile_of_its_recent_returns() -> None:
+    """The strided, chunked computation gives, row by row, the definition: last close ± the level's
+    quantile of the absolute log returns of the last `lookback` candles (fewer at the start)."""
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.standard_t(3, 6000) * 0.002))
+    ends = np.concatenate([np.arange(0, 40), rng.integers(40, len(close), 5000)])  # 5000: over one chunk
+    lookback, levels = 30, (0.8, 0.9, 0.95)
+    bounds = naive_bounds(close, ends, levels, lookback=lookback)
+    returns = np.abs(np.diff(np.log(close)))
+    for level in levels:
+        lo, hi = bounds[level]
+        for i, e in enumerate(ends):
+            recent = returns[max(0, e - lookback) : e]
+            half = np.quantile(recent, level) if len(recent) else 0.0
+            assert (lo[i], hi[i]) == (close[e] * np.exp(-half), close[e] * np.exp(half))
 
 
 def test_the_scale_is_the_predicted_range() -> None:

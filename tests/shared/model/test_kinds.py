@@ -16,6 +16,8 @@ from shared.market.binance_csv import frame_columns, write_archive_csv
 from shared.model.artifacts import load_model, save_model
 from shared.model.backtest import walk_forward
 from shared.model.forecaster import KINDS, Forecaster
+from shared.model.linear import logistic_path
+from shared.model.linear_algebra import bias_penalty, sigmoid, with_bias
 from shared.model.stacked import Part, predict_stacked
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig, TrainResult, train
@@ -145,3 +147,17 @@ def test_several_streams_in_one_stacked_call_get_what_each_gets_alone(kind: str,
         assert rows[0].intervals
     nominal = model.predict_many(streams[1], ends[1], levels[0])
     assert nominal[0].intervals["close_95"] != stacked[1][0].intervals["close_95"]  # its own levels, not the first's
+
+
+@pytest.mark.parametrize("strength", [0.05, 3.0])  # p_up near 0.5 as on real candles, and far from it
+def test_the_logistic_path_reaches_each_penaltys_optimum(strength: float) -> None:
+    """The Hessian is reused across steps and penalties; the weights must still be each penalty's
+    optimum: the penalised log-likelihood's gradient vanishes there."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(5000, 6))
+    up = (rng.random(5000) < sigmoid(x @ (strength * rng.normal(size=6)) + 0.2)).astype(float)
+    alphas = (1.0, 10.0, 100.0, 1000.0)
+    for alpha, w in zip(alphas, logistic_path(x, up, alphas), strict=True):
+        xb = with_bias(x)
+        gradient = xb.T @ (sigmoid(xb @ w) - up) + bias_penalty(xb.shape[1], alpha) @ w
+        assert np.max(np.abs(gradient)) < 1e-6
