@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
@@ -186,11 +187,22 @@ async def decode_or_dead_letter(
     return event
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel a service's background tasks and wait until each has ended, before its broker and pool close."""
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], report_after: float = 10.0) -> None:
+    """Cancel a service's background tasks and wait until each has ended, before its broker and pool close.
+
+    A task still running `report_after` seconds after its cancellation is logged with where it
+    waits: a stop that hangs then says why (an ingestor on a CI run did not exit within 60 s of
+    SIGTERM, and its log said nothing after its start)."""
     pending = list(tasks)
     for task in pending:
         task.cancel()
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=report_after)
+        for task in late:
+            where = io.StringIO()
+            task.print_stack(file=where)
+            log.warning("task %s still running %.0f s after its cancellation:\n%s", task.get_name(), report_after,
+                        where.getvalue())
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -200,6 +212,11 @@ async def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) 
     """Run `main(stop)`; SIGTERM/SIGINT set `stop` so in-flight work can finish and commit."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: signal.Signals) -> None:
+        log.info("%s: stopping", sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     await main(stop)
