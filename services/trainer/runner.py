@@ -41,7 +41,7 @@ from shared.messaging.events import ModelPromoted
 from shared.model.forecaster import KINDS
 from shared.model.training import TrainConfig
 from shared.storage import models_registry as registry
-from shared.storage.candle_store import load_candles
+from shared.storage.candle_store import candle_span, load_candles
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Trainer:
             PROMOTIONS.labels(symbol, interval).inc()
             log.info(verdict.message)
             self._score(stream, outcome, keep={outcome.version})
-            await self.rebuild(champion_now)
+            await self.rebuild(champion_now, candles)
             return "success"
         await registry.reject(self.pool, outcome.version)
         await store.finish_job(self.pool, job_id, "rejected", f"{verdict.message}; {kinds}; {why}", outcome.version)
@@ -348,12 +348,13 @@ class Trainer:
             await self.rebuild(champion)
             return True
 
-    async def rebuild(self, model: registry.ModelRecord) -> None:
-        """Predictions of the new champion for the stored history (the original `/series/rebuild`)."""
+    async def rebuild(self, model: registry.ModelRecord, loaded: pd.DataFrame | None = None) -> None:
+        """Predictions of the new champion for the stored history (the original `/series/rebuild`).
+        `loaded`: candles the run has in memory already, used when they are all the stored ones."""
         symbol, interval = model.symbol, model.interval
         job_id = await store.start_job(self.pool, store.REBUILD_SERIES, symbol, interval, model.version)
         try:
-            candles = await load_candles(self.pool, symbol, interval)
+            candles = await self._stored_candles(Stream(symbol, interval), loaded)
             job = SeriesJob(candles, model.artifact_path, model.data_start or 0, _ms(model.metrics.get("train_until")),
                             _ms(model.metrics.get("validation_until")), model.data_end or 0,
                             tuple(self.settings.interval_levels))
@@ -371,6 +372,16 @@ class Trainer:
         message = f"{written} predictions of {model.version}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
         await store.finish_job(self.pool, job_id, "success", message, model.version)
         log.info("series rebuilt: %s", message)
+
+    async def _stored_candles(self, stream: Stream, loaded: pd.DataFrame | None) -> pd.DataFrame:
+        """Every stored candle of `stream`: `loaded` when it holds all of them (the same count, first
+        and last: open times are unique), which spares reading 90 days of 1m again (0.3 s a run)."""
+        if loaded is not None and len(loaded):
+            count, first, last = await candle_span(self.pool, *stream)
+            times = loaded["open_time"]
+            if count == len(loaded) and first == int(times.iloc[0]) and last == int(times.iloc[-1]):
+                return loaded
+        return await load_candles(self.pool, *stream)
 
     def _renew_if_broken(self, exc: BaseException) -> None:
         """A dead worker (an OOM kill) breaks its pool for good: without a new one every later run fails at once."""

@@ -304,3 +304,25 @@ async def test_with_live_evidence_required_a_better_candidate_waits_in_the_shado
     assert (await registry.get_champion(db, SYMBOL, INTERVAL)).version == candidate  # type: ignore[union-attr]
     announced = await read_json(settings, topics.MODELS)
     assert [a["version"] for a in announced] == [candidate]
+
+
+async def test_the_series_reads_the_store_again_unless_the_runs_candles_are_all_of_it(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The rebuild after a promotion reuses the run's candles only when they are every stored
+    candle; one recorded since (or older history than the training's) is read from the store."""
+    frame = candle_frame(300, seed=TRAIN_SEED)
+    await store_candles(db, as_candles(frame.iloc[:299], SYMBOL))
+    pool = await create_pool(settings.database)
+    trainer = Trainer(settings, pool, None, None)  # type: ignore[arg-type]  # neither Kafka nor the worker is used
+    try:
+        loaded = frame.iloc[:299].reset_index(drop=True)
+        assert await trainer._stored_candles(STREAM, loaded) is loaded
+        await store_candles(db, as_candles(frame.iloc[299:], SYMBOL))  # recorded after the run loaded its own
+        again = await trainer._stored_candles(STREAM, loaded)
+        assert again is not loaded and again["open_time"].tolist() == frame["open_time"].tolist()
+        assert (await trainer._stored_candles(STREAM, loaded.iloc[1:].reset_index(drop=True)))["open_time"].tolist() \
+            == frame["open_time"].tolist()
+    finally:
+        await trainer.locks.close()
+        await pool.close()
