@@ -39,7 +39,7 @@ from services.sim import BinanceSim, Market
 from services.sim.archive import write_monthly_archives
 from shared.config import Settings
 from shared.messaging import topics
-from shared.messaging.runtime import make_broker
+from shared.messaging.runtime import make_broker, make_producer
 from shared.storage import create_pool
 from testkit.infra import drop_database, isolated_settings
 from testkit.kafka import delete_topics, read_topic
@@ -68,7 +68,7 @@ async def bench_import(base: Settings, files: list[Path]) -> dict[str, Any]:
         pool = await create_pool(settings.database)
         recorder = make_broker(settings, "bench-recorder")
         add_recorder(recorder, settings, pool)
-        producer = make_broker(settings, "bench-import")
+        producer = make_producer(settings, "bench-import")
         await producer.start()
         try:
             t0 = time.perf_counter()

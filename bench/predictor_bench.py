@@ -49,7 +49,7 @@ from services.sim.market import Series
 from shared.config import Settings
 from shared.market.binance_csv import frame_to_candles, read_archive_csvs
 from shared.messaging import topics
-from shared.messaging.runtime import make_broker
+from shared.messaging.runtime import make_producer
 from shared.model.synthetic import synthetic_candles
 from shared.model.training import TrainConfig
 from testkit.infra import drop_database, isolated_settings
@@ -164,12 +164,12 @@ async def bench_replay(base: Settings, candles: pd.DataFrame, model: Path, batch
     try:
         await _make_champion(settings, model)
         events = frame_to_candles(candles, SYMBOL, INTERVAL)
-        broker = make_broker(settings, "bench")
-        await broker.start()
+        producer = make_producer(settings, "bench")
+        await producer.start()
         try:
-            await publish_candles(broker, settings, events)
+            await publish_candles(producer, settings, events)
         finally:
-            await broker.stop()
+            await producer.stop()
         n = len(events)
         started = time.perf_counter()
         own = settings.model_copy(update={"predictor_batch_size": batch, "predictor_metrics_port": free_port()})

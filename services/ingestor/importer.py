@@ -17,18 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 
 from shared.config import Settings, get_settings, interval_ms
 from shared.market.binance_csv import CsvFormatError, frame_to_candles, read_archive_csv
 from shared.market.klines import parse_archive_name
 from shared.messaging import topics
 from shared.messaging.events import Candle
-from shared.messaging.runtime import make_broker, send_event
+from shared.messaging.runtime import make_producer, send_in_batches
 
 log = logging.getLogger(__name__)
 
-CHUNK = 5000  # messages queued before waiting for their acks
 
 
 class ArchiveImportError(ValueError):
@@ -75,12 +74,9 @@ def load_file(path: Path, *, symbol: str | None = None, interval: str | None = N
     return frame_to_candles(frame, sym, ivl)
 
 
-async def publish_candles(broker: KafkaBroker, settings: Settings, candles: Sequence[Candle]) -> None:
-    topic = settings.topic(topics.CANDLES)
-    for start in range(0, len(candles), CHUNK):
-        chunk = candles[start : start + CHUNK]
-        pending = [await send_event(broker, c, topic, topics.symbol_key(c.symbol)) for c in chunk]
-        await asyncio.gather(*pending)
+async def publish_candles(producer: AIOKafkaProducer, settings: Settings, candles: Sequence[Candle]) -> None:
+    """Into `candles`, keyed by symbol and in order, as record batches (`send_in_batches`)."""
+    await send_in_batches(producer, settings.topic(topics.CANDLES), ((topics.symbol_key(c.symbol), c) for c in candles))
 
 
 async def import_files(
@@ -89,21 +85,17 @@ async def import_files(
     *,
     symbol: str | None = None,
     interval: str | None = None,
-    broker: KafkaBroker | None = None,
 ) -> ImportResult:
     """Check every file, then publish all their candles to `candles`; raises `ArchiveImportError`."""
     started = time.perf_counter()
     loaded = [load_file(p, symbol=symbol, interval=interval) for p in paths]
-    own = broker is None
-    broker = broker or make_broker(settings, "import")
-    if own:
-        await broker.start()
+    producer = make_producer(settings, "import")
+    await producer.start()
     try:
         for candles in loaded:
-            await publish_candles(broker, settings, candles)
+            await publish_candles(producer, settings, candles)
     finally:
-        if own:
-            await broker.stop()
+        await producer.stop()
     total = sum(len(c) for c in loaded)
     return ImportResult(files=len(paths), candles=total, seconds=time.perf_counter() - started)
 

@@ -1,4 +1,4 @@
-"""A message sent with FastStream reaches a subscriber through the real broker."""
+"""A message sent with FastStream, or in record batches, reaches a subscriber through the real broker."""
 
 import asyncio
 
@@ -8,7 +8,8 @@ from faststream.kafka import KafkaMessage
 from shared.config import Settings
 from shared.messaging import topics
 from shared.messaging.events import Candle, DeadLetter
-from shared.messaging.runtime import dead_letter, make_broker
+from shared.messaging.runtime import dead_letter, make_broker, make_producer, send_event, send_in_batches
+from testkit.kafka import delete_topics, read_topic
 
 
 def candle(i: int) -> Candle:
@@ -72,3 +73,38 @@ async def test_dead_letter_carries_the_reason_and_payload(settings: Settings) ->
     assert letter.reason == "not JSON" and letter.source_topic == "candles"
     assert letter.payload.endswith("{garbage") and letter.key == "BTCUSDT"
 
+
+
+async def test_batched_events_land_where_one_by_one_events_of_their_key_do_and_keep_their_order(
+    settings: Settings,
+) -> None:
+    """An import's candles must share a symbol's partition with its live candles (published one at
+    a time through FastStream), or their order across the two would be lost."""
+    settings = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}p6-", "kafka_partitions": 6})
+    await topics.ensure_topics(settings)
+    symbols = [f"S{i:02d}USDT" for i in range(24)]
+    events = [(topics.symbol_key(s), candle(i).model_copy(update={"symbol": s}))
+              for i in range(40) for s in symbols]
+    topic = settings.topic(topics.CANDLES)
+    producer = make_producer(settings, "test")
+    broker = make_broker(settings, "test")
+    await producer.start()
+    await broker.start()
+    try:
+        assert await send_in_batches(producer, topic, events) == len(events)
+        alone = {s: (await (await send_event(broker, candle(99).model_copy(update={"symbol": s}), topic,
+                                            topics.symbol_key(s)))).partition for s in symbols}
+        records = await read_topic(settings, topics.CANDLES)
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await delete_topics(settings)
+    assert len(set(alone.values())) > 1  # the keys spread over the partitions: the check means something
+    seen: dict[str, list[int]] = {}
+    for record in records:
+        body = Candle.model_validate_json(record.value)
+        assert record.partition == alone[body.symbol], body.symbol
+        assert dict(record.headers)["content-type"] == b"application/json"
+        seen.setdefault(body.symbol, []).append(body.open_time)
+    for s in symbols:
+        assert seen[s] == [candle(i).open_time for i in range(40)] + [candle(99).open_time]
