@@ -11,7 +11,13 @@ from services.predictor.handlers import SERVICE, group_id, register
 from shared.config import Settings, get_settings
 from shared.messaging import topics
 from shared.messaging.consumer_lag import report_lag_forever
-from shared.messaging.runtime import cancel_and_wait, make_broker, run_until_signalled, start_metrics
+from shared.messaging.runtime import (
+    cancel_and_wait,
+    make_broker,
+    make_producer,
+    run_until_signalled,
+    start_metrics,
+)
 from shared.model.champions import ChampionCache
 from shared.storage import create_pool
 
@@ -21,8 +27,9 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.database)
     broker = make_broker(settings, SERVICE)
+    producer = make_producer(settings, SERVICE)
     champions = ChampionCache(pool, settings.model_dir, on_change=model_switched, with_challengers=True)
-    predictor = Predictor(settings, pool, broker, champions)
+    predictor = Predictor(settings, pool, broker, champions, producer)
     register(broker, settings, predictor, champions)
     # The champion before the first candle: a candle consumed without a model is never predicted.
     streams: list[tuple[str, str]] = list(settings.streams)
@@ -31,6 +38,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await predictor.warm_up(symbol, interval)
     tasks = []
     try:
+        await producer.start()
         await broker.start()
         log.info("%s connected to Kafka at %s", SERVICE, settings.kafka)
         tasks = [
@@ -45,7 +53,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await cancel_and_wait(tasks)
-        await broker.stop()
+        await broker.stop()  # the handler's batch in flight ends first: its events still go out
+        await producer.stop()
         await pool.close()
 
 
