@@ -94,7 +94,9 @@ async def send_in_batches(producer: AIOKafkaProducer, topic: str, events: Iterab
     for key, event in events:
         partition = partitioner(key, partitions, partitions)
         value = event.model_dump_json().encode()
-        batch = open_batches.setdefault(partition, producer.create_batch())
+        batch = open_batches.get(partition)
+        if batch is None:
+            batch = open_batches[partition] = producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
             sent.append(await producer.send_batch(batch, topic, partition=partition))
             batch = open_batches[partition] = producer.create_batch()
