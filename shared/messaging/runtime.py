@@ -62,13 +62,9 @@ async def send_event(broker: KafkaBroker, event: BaseModel, topic: str, key: byt
     bytes with the JSON content type: the same record as `broker.publish(event)`, which costs 58 µs
     a message here against 36 µs this way (aiokafka alone with the same encoding: 22 µs). For many
     events at once, `send_in_batches`."""
-    sent = await broker.publish(event.model_dump_json().encode(), topic, key=key, headers=JSON_HEADERS,
-                                no_confirm=True)
-    if isinstance(sent, asyncio.Future):
-        return sent
-    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()  # the in-memory test broker
-    done.set_result(sent)
-    return done
+    sent: asyncio.Future[Any] = await broker.publish(  # no_confirm: the send's future, not its metadata
+        event.model_dump_json().encode(), topic, key=key, headers=JSON_HEADERS, no_confirm=True)
+    return sent
 
 
 def make_producer(settings: Settings, service: str) -> AIOKafkaProducer:
